@@ -1,0 +1,417 @@
+//! `UserSession`: one per connected user. It owns that user's sockets (one per device), their
+//! unread totals and their presence, and fans events out to every device.
+//!
+//! Socket tasks hand it the frames they decode; it routes them to conversation actors and never
+//! waits for a conversation's answer (answers go straight to the socket's queue). A user is online
+//! while any socket is attached; after the last one leaves, the session waits out a grace period
+//! (so a page reload does not flap presence), then records `last_seen_at` and stops.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+use super::conversation::{ConversationMsg, SendRequest};
+use super::outbox::{Outgoing, Reply, SocketHandle, SocketReply};
+use crate::domain::clock::now_ms;
+use crate::domain::events::{ClientFrame, ServerEvent};
+use crate::domain::message::client_msg_id_ok;
+use crate::domain::user::ExternalId;
+use crate::domain::Id;
+use crate::engine::EngineRef;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::storage::SeqRange;
+
+/// How many most-recent conversations are told when a user comes online or goes offline.
+const PRESENCE_FANOUT: usize = 200;
+/// Messages read from the store per page of a `sync` replay.
+const SYNC_PAGE: usize = 256;
+/// A replay that cannot queue an event for this long gives up on the socket (1013).
+const SYNC_STALL: Duration = Duration::from_secs(10);
+
+pub struct UserSession;
+
+pub enum SessionMsg {
+    Attach {
+        socket: SocketHandle,
+        name: String,
+        done: oneshot::Sender<()>,
+    },
+    Detach {
+        socket: Id,
+    },
+    Deliver {
+        event: Arc<Outgoing>,
+        except: Option<Id>,
+    },
+    Unread {
+        conversation: Id,
+        count: u64,
+    },
+    Inbound {
+        socket: Id,
+        frame: ClientFrame,
+        permit: OwnedSemaphorePermit,
+    },
+    Disconnect {
+        code: u16,
+        reason: String,
+    },
+    GraceOver {
+        generation: u64,
+    },
+}
+
+pub struct SessionState {
+    engine: EngineRef,
+    user: ExternalId,
+    name: String,
+    sockets: Vec<SocketHandle>,
+    unread: HashMap<Id, u64>,
+    /// Bumped on every attach; a grace timer only ends the session if nothing attached since.
+    generation: u64,
+}
+
+impl Actor for UserSession {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = (EngineRef, ExternalId);
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        (engine, user): (EngineRef, ExternalId),
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let unread = engine
+            .store
+            .unread_counts(&user)
+            .await?
+            .into_iter()
+            .collect();
+        announce_presence(&engine, &user, true, None);
+        Ok(SessionState {
+            name: user.to_string(),
+            engine,
+            user,
+            sockets: Vec::new(),
+            unread,
+            generation: 0,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state
+            .engine
+            .registry
+            .forget_session(&state.user, myself.get_id());
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let span = tracing::debug_span!("session", user_id = %state.user);
+        let _enter = span.enter();
+        match msg {
+            SessionMsg::Attach { socket, name, done } => {
+                state.generation += 1;
+                state.name = name;
+                state.sockets.push(socket);
+                let _ = done.send(());
+            }
+            SessionMsg::Detach { socket } => {
+                state.sockets.retain(|s| s.id != socket);
+                if state.sockets.is_empty() {
+                    let generation = state.generation;
+                    let grace =
+                        Duration::from_secs(state.engine.config.realtime.presence_grace_secs);
+                    myself.send_after(grace, move || SessionMsg::GraceOver { generation });
+                }
+            }
+            SessionMsg::GraceOver { generation } => {
+                if state.sockets.is_empty() && generation == state.generation {
+                    let seen = now_ms();
+                    state.engine.last_seen.insert(state.user.clone(), seen);
+                    state
+                        .engine
+                        .registry
+                        .forget_session(&state.user, myself.get_id());
+                    announce_presence(&state.engine, &state.user, false, Some(seen));
+                    myself.stop(Some("offline".into()));
+                }
+            }
+            SessionMsg::Deliver { event, except } => {
+                for s in &state.sockets {
+                    if Some(s.id) != except {
+                        s.push(event.clone());
+                    }
+                }
+            }
+            SessionMsg::Unread {
+                conversation,
+                count,
+            } => {
+                if count == 0 {
+                    state.unread.remove(&conversation);
+                } else {
+                    state.unread.insert(conversation, count);
+                }
+                let total = state.unread.values().sum();
+                let ev = Outgoing::new(ServerEvent::Unread {
+                    conversation_id: conversation,
+                    unread_count: count,
+                    total_unread: total,
+                });
+                for s in &state.sockets {
+                    s.push(ev.clone());
+                }
+            }
+            SessionMsg::Disconnect { code, reason } => {
+                for s in &state.sockets {
+                    s.close(code, &reason);
+                }
+            }
+            SessionMsg::Inbound {
+                socket,
+                frame,
+                permit,
+            } => {
+                let Some(handle) = state.sockets.iter().find(|s| s.id == socket).cloned() else {
+                    return Ok(());
+                };
+                state.inbound(handle, frame, permit).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SessionState {
+    async fn inbound(
+        &mut self,
+        socket: SocketHandle,
+        frame: ClientFrame,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let engine = self.engine.clone();
+        let registry = &engine.registry;
+        match frame {
+            ClientFrame::ChatMessage {
+                conversation_id,
+                text,
+                client_msg_id,
+                attachment_ids,
+                reference,
+            } => {
+                let reply = SocketReply::new(socket.clone(), reference, Some(permit));
+                if !attachment_ids.is_empty() {
+                    return reply.fail(&ApiError::unprocessable(
+                        "attachments_unsupported",
+                        "attachments are not supported by this server yet",
+                    ));
+                }
+                if !client_msg_id_ok(client_msg_id.as_deref()) {
+                    return reply.fail(&ApiError::invalid_client_msg_id());
+                }
+                if let Err(retry) = engine.limiter.check(&self.user) {
+                    Metrics::inc(&engine.metrics.rate_limited);
+                    return reply.fail(&ApiError::rate_limited(retry));
+                }
+                let req = SendRequest {
+                    sender: self.user.clone(),
+                    sender_name: self.name.clone(),
+                    text: text.unwrap_or_default(),
+                    client_msg_id,
+                    origin: Some(socket.id),
+                    reply: Reply::Socket(reply),
+                };
+                registry
+                    .to_conversation(&engine, conversation_id, ConversationMsg::Send(req))
+                    .await;
+            }
+            ClientFrame::TypingStatus {
+                conversation_id,
+                is_typing,
+            } => {
+                let msg = ConversationMsg::Typing {
+                    user: self.user.clone(),
+                    is_typing,
+                    reply: Reply::Socket(SocketReply::new(socket, None, Some(permit))),
+                };
+                registry
+                    .to_conversation(&engine, conversation_id, msg)
+                    .await;
+            }
+            ClientFrame::MarkRead {
+                conversation_id,
+                up_to,
+                reference,
+            } => {
+                let msg = ConversationMsg::MarkRead {
+                    user: self.user.clone(),
+                    up_to,
+                    reply: Reply::Socket(SocketReply::new(socket, reference, Some(permit))),
+                };
+                registry
+                    .to_conversation(&engine, conversation_id, msg)
+                    .await;
+            }
+            ClientFrame::Delivered {
+                conversation_id,
+                up_to,
+                reference,
+            } => {
+                let msg = ConversationMsg::Delivered {
+                    user: self.user.clone(),
+                    up_to,
+                    reply: Reply::Socket(SocketReply::new(socket, reference, Some(permit))),
+                };
+                registry
+                    .to_conversation(&engine, conversation_id, msg)
+                    .await;
+            }
+            ClientFrame::Sync {
+                conversation_id,
+                after_seq,
+                reference,
+            } => {
+                let user = self.user.clone();
+                tokio::spawn(async move {
+                    let reply = SocketReply::new(socket.clone(), reference, Some(permit));
+                    replay(engine, socket, user, conversation_id, after_seq, reply).await;
+                });
+            }
+            ClientFrame::Auth { .. } => {
+                SocketReply::new(socket, None, Some(permit)).fail(&ApiError::bad_request(
+                    "already_authenticated",
+                    "this socket is already authenticated",
+                ));
+            }
+            ClientFrame::Ping { reference } => {
+                socket.event(ServerEvent::Pong { reference });
+            }
+        }
+    }
+}
+
+/// Replays every message of a conversation after `after_seq`, in order, then `synced`. Reads the
+/// store page by page and waits for room in the socket's queue, so a large backlog streams at the
+/// client's pace instead of piling up in memory.
+async fn replay(
+    engine: EngineRef,
+    socket: SocketHandle,
+    user: ExternalId,
+    conversation: Id,
+    after_seq: i64,
+    reply: SocketReply,
+) {
+    let doc = match engine.store.get_conversation(conversation).await {
+        Ok(Some(doc)) => doc,
+        Ok(None) => return reply.fail(&ApiError::conversation_not_found()),
+        Err(e) => return reply.fail(&e.into()),
+    };
+    if doc.record.side_of(&user).is_none() {
+        return reply.fail(&ApiError::conversation_not_found());
+    }
+    let last = doc.state.last_seq;
+    let after = match u64::try_from(after_seq) {
+        Ok(a) if a <= last => a,
+        _ => {
+            return reply.fail(&ApiError::unprocessable(
+                "invalid_sync",
+                format!("after_seq must be between 0 and the last seq ({last})"),
+            ))
+        }
+    };
+    let mut cursor = after;
+    while cursor < last {
+        let range = SeqRange {
+            after: Some(cursor),
+            before: Some(last + 1),
+        };
+        let page = match engine
+            .store
+            .list_messages(conversation, range, SYNC_PAGE, false)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return reply.fail(&e.into()),
+        };
+        let Some(end) = page.last().map(|m| m.seq) else {
+            break;
+        };
+        for m in page {
+            let status = doc
+                .record
+                .side_of(&m.sender_id)
+                .map_or(crate::domain::message::Status::Sent, |s| {
+                    doc.state.status_of(s, m.seq)
+                });
+            let ev = Outgoing::new(ServerEvent::ChatMessage {
+                message: m.view(status),
+            });
+            match tokio::time::timeout(SYNC_STALL, socket.push_wait(ev)).await {
+                Ok(true) => {}
+                Ok(false) => return reply.done(),
+                Err(_) => {
+                    socket.close(
+                        super::outbox::close_code::TRY_AGAIN_LATER,
+                        "too slow to read the replay; reconnect and sync",
+                    );
+                    return reply.done();
+                }
+            }
+        }
+        cursor = end;
+    }
+    let reference = reply.reference.clone();
+    reply.done();
+    socket.event(ServerEvent::Synced {
+        conversation_id: conversation,
+        last_seq: cursor.max(after),
+        reference,
+    });
+}
+
+/// Tells the users who share a conversation with `user` that they came online or went offline.
+fn announce_presence(
+    engine: &EngineRef,
+    user: &ExternalId,
+    online: bool,
+    last_seen_at: Option<i64>,
+) {
+    let engine = engine.clone();
+    let user = user.clone();
+    tokio::spawn(async move {
+        let page = match engine
+            .store
+            .list_conversations(&user, None, None, PRESENCE_FANOUT)
+            .await
+        {
+            Ok(Ok(page)) => page,
+            _ => return,
+        };
+        let ev = Outgoing::new(ServerEvent::Presence {
+            user_id: user.clone(),
+            online,
+            last_seen_at,
+        });
+        for doc in page.items {
+            if let Some(side) = doc.record.side_of(&user) {
+                engine
+                    .registry
+                    .to_user(doc.record.user(side.other()), ev.clone(), None);
+            }
+        }
+    });
+}

@@ -1,0 +1,204 @@
+//! Wiring and lifecycle: builds the engine from a configuration, binds both listeners, runs the
+//! background chores, and shuts down in order.
+//!
+//! Shutdown: stop accepting, tell every socket to close (1001), let in-flight HTTP requests
+//! finish for up to a grace period, then stop the actors. Every acknowledged message is already on
+//! disk, so nothing is lost however the process ends; an orderly stop just closes sockets politely.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::actors::supervisor::{Supervisor, SupervisorMsg};
+use crate::auth::Authenticator;
+use crate::config::{Config, ConfigError};
+use crate::engine::{Engine, EngineRef};
+use crate::storage::embedded::EmbeddedStore;
+use crate::storage::Store;
+
+/// How long shutdown waits for in-flight HTTP requests.
+const GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the store at {path}: {reason}")]
+    Store { path: String, reason: String },
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("cannot start the actor system: {0}")]
+    Actors(String),
+}
+
+/// A started server.
+pub struct Server {
+    pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub engine: EngineRef,
+    shutdown: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    chores: Vec<JoinHandle<()>>,
+    supervisor: ActorRef<SupervisorMsg>,
+    supervisor_done: JoinHandle<()>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
+        addr,
+        reason: e.to_string(),
+    })
+}
+
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    config.validate()?;
+    let auth = Authenticator::new(&config.auth).map_err(ConfigError)?;
+    // Bind first: a port in use is reported before the store is touched.
+    let http = bind(config.http.addr).await?;
+    let admin = bind(config.admin.addr).await?;
+    let bound = |l: &TcpListener, fallback| l.local_addr().unwrap_or(fallback);
+    let (http_addr, admin_addr) = (
+        bound(&http, config.http.addr),
+        bound(&admin, config.admin.addr),
+    );
+
+    let store: Arc<dyn Store> = EmbeddedStore::open(&config.store.path, config.store.max_batch)
+        .map_err(|e| StartError::Store {
+            path: config.store.path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    if config.auth.dev_tokens {
+        tracing::warn!("DEV TOKENS ARE ON: POST /api/v1/dev/tokens lets anyone act as any user. Never enable auth.dev_tokens in production.");
+    }
+    let engine = Engine::new(config, store, auth);
+    let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, engine.clone())
+        .await
+        .map_err(|e| StartError::Actors(e.to_string()))?;
+    engine.registry.set_supervisor(supervisor.get_cell());
+
+    let (shutdown, signal) = watch::channel(false);
+    let public_routes = crate::http::public(engine.clone(), signal.clone());
+    let admin_routes = crate::http::admin(engine.clone());
+    let listeners = vec![
+        tokio::spawn(
+            warp::serve(public_routes)
+                .incoming(http)
+                .graceful(until(signal.clone()))
+                .run(),
+        ),
+        tokio::spawn(
+            warp::serve(admin_routes)
+                .incoming(admin)
+                .graceful(until(signal.clone()))
+                .run(),
+        ),
+    ];
+    let chores = vec![
+        {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    engine.metrics.sample();
+                }
+            })
+        },
+        {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    engine.limiter.sweep();
+                }
+            })
+        },
+    ];
+    tracing::info!(%http_addr, %admin_addr, "switchboard started");
+    Ok(Server {
+        http_addr,
+        admin_addr,
+        engine,
+        shutdown,
+        listeners,
+        chores,
+        supervisor,
+        supervisor_done,
+    })
+}
+
+async fn until(mut signal: watch::Receiver<bool>) {
+    let _ = signal.wait_for(|s| *s).await;
+}
+
+impl Server {
+    /// Stops in order: listeners and sockets, then actors. See the module doc.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        let _ = self.shutdown.send(true);
+        for l in self.listeners {
+            let _ = tokio::time::timeout(GRACE, l).await;
+        }
+        // Sockets saw the signal and are closing; give their tasks a moment to detach.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self
+            .engine
+            .metrics
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for c in self.chores {
+            c.abort();
+        }
+        self.supervisor
+            .stop_children_and_wait(None, Some(ractor::concurrency::Duration::from_secs(5)))
+            .await;
+        self.supervisor.stop(None);
+        let _ = self.supervisor_done.await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Runs until Ctrl-C or SIGTERM, then shuts down.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let server = start(config).await?;
+    println!(
+        "switchboard listening http={} admin={}",
+        server.http_addr, server.admin_addr
+    );
+    wait_for_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

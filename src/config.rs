@@ -1,0 +1,295 @@
+//! One typed configuration: built-in defaults, then a TOML file, then `SWITCHBOARD_<SECTION>__<KEY>`
+//! environment variables. `config/switchboard.example.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This process's node id in every snowflake id (0..1023); give each node its own.
+    pub node_id: u16,
+    pub http: HttpConfig,
+    pub admin: AdminConfig,
+    pub auth: AuthConfig,
+    pub store: StoreConfig,
+    pub limits: LimitsConfig,
+    pub realtime: RealtimeConfig,
+    pub chat: ChatConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub addr: SocketAddr,
+    /// Static bearer token for operators. Empty: only JWTs with role `admin` are accepted.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    EdDSA,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub algorithm: JwtAlgorithm,
+    /// Shared secret for HS256.
+    pub jwt_secret: String,
+    /// PEM public key (inline text or a path to a file) for RS256 / EdDSA.
+    pub jwt_public_key: String,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// The claim that holds the user id (`sub`; SimpleJWT uses `user_id`).
+    pub user_id_claim: String,
+    /// Enables `POST /api/v1/dev/tokens`. Local runs and load tests only.
+    pub dev_tokens: bool,
+    /// Lifetime of dev tokens, seconds.
+    pub dev_token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Embedded,
+    Scylla,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    /// Directory of the embedded store.
+    pub path: PathBuf,
+    /// Most writes the embedded store's committer folds into one fsync.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Messages one user may send per minute, HTTP and WebSocket together. 0 turns it off.
+    pub messages_per_minute: u32,
+    pub max_text_chars: usize,
+    /// Largest WebSocket frame accepted; larger ones close the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Largest HTTP JSON body accepted (413 beyond).
+    pub max_body_bytes: u64,
+    /// Events queued for one socket before it counts as too slow and is closed with 1013.
+    pub socket_queue: usize,
+    /// Frames one socket may have in flight (sent, not yet answered) before the server stops
+    /// reading from it. This is what bounds actor mailboxes against a flooding client.
+    pub socket_inflight: usize,
+    /// Typing events one socket may send per 10 s; more are dropped quietly.
+    pub typing_per_10s: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealtimeConfig {
+    /// A socket without a token in its URL or header must send `auth` within this time.
+    pub auth_timeout_secs: u64,
+    /// The server pings a socket that has been silent this long, and drops it after two silent
+    /// intervals.
+    pub ping_interval_secs: u64,
+    /// A typing indicator clears itself after this long without a refresh.
+    pub typing_ttl_secs: u64,
+    /// A user counts as offline only after their last socket has been gone this long.
+    pub presence_grace_secs: u64,
+    /// Conversation actors with nothing to do stop after this long; they return on demand.
+    pub conversation_idle_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Starter texts shown under "Contact Provider".
+    pub quick_messages: Vec<String>,
+    /// How long a sender may delete a message for everyone, seconds.
+    pub delete_for_everyone_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            http: HttpConfig {
+                addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            },
+            admin: AdminConfig {
+                addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+                token: String::new(),
+            },
+            auth: AuthConfig {
+                algorithm: JwtAlgorithm::HS256,
+                jwt_secret: String::new(),
+                jwt_public_key: String::new(),
+                issuer: None,
+                audience: None,
+                user_id_claim: "sub".into(),
+                dev_tokens: false,
+                dev_token_ttl_secs: 86_400,
+            },
+            store: StoreConfig {
+                kind: StoreKind::Embedded,
+                path: PathBuf::from("data"),
+                max_batch: 4096,
+            },
+            limits: LimitsConfig {
+                messages_per_minute: 10,
+                max_text_chars: 2000,
+                max_frame_bytes: 64 * 1024,
+                max_body_bytes: 64 * 1024,
+                socket_queue: 512,
+                socket_inflight: 64,
+                typing_per_10s: 20,
+            },
+            realtime: RealtimeConfig {
+                auth_timeout_secs: 5,
+                ping_interval_secs: 30,
+                typing_ttl_secs: 6,
+                presence_grace_secs: 10,
+                conversation_idle_secs: 300,
+            },
+            chat: ChatConfig {
+                quick_messages: vec![
+                    "Hi! Is this service available next week?".into(),
+                    "Hello, could you send me a quote for this service?".into(),
+                    "Hi! What is included in this service?".into(),
+                    "Hello, how soon could you start?".into(),
+                ],
+                delete_for_everyone_secs: 15 * 60,
+            },
+        }
+    }
+}
+
+/// A configuration that cannot run. Reported in one line; the process exits 64 (EX_USAGE).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("SWITCHBOARD_").split("__"));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError(e.to_string().replace('\n', "; ")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError(m.to_string()));
+        if self.node_id > 1023 {
+            return bad("node_id must be between 0 and 1023");
+        }
+        match self.auth.algorithm {
+            JwtAlgorithm::HS256 if self.auth.jwt_secret.is_empty() => {
+                return bad("auth.jwt_secret (SWITCHBOARD_AUTH__JWT_SECRET) is required for HS256")
+            }
+            JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA if self.auth.jwt_public_key.is_empty() => {
+                return bad("auth.jwt_public_key is required for RS256 and EdDSA")
+            }
+            _ => {}
+        }
+        if self.auth.dev_tokens && self.auth.algorithm != JwtAlgorithm::HS256 {
+            return bad(
+                "auth.dev_tokens needs algorithm HS256: dev tokens are signed with the secret",
+            );
+        }
+        if self.auth.user_id_claim.is_empty() {
+            return bad("auth.user_id_claim must not be empty");
+        }
+        if self.store.kind == StoreKind::Scylla {
+            return bad(
+                "store.kind = \"scylla\" is not available in this build yet; use \"embedded\"",
+            );
+        }
+        if self.store.max_batch == 0 {
+            return bad("store.max_batch must be at least 1");
+        }
+        if self.limits.max_frame_bytes < 1024 {
+            return bad("limits.max_frame_bytes must be at least 1024");
+        }
+        if self.limits.socket_queue == 0 || self.limits.socket_inflight == 0 {
+            return bad("limits.socket_queue and limits.socket_inflight must be at least 1");
+        }
+        if self.limits.max_text_chars == 0 {
+            return bad("limits.max_text_chars must be at least 1");
+        }
+        if self.realtime.auth_timeout_secs == 0 || self.realtime.ping_interval_secs == 0 {
+            return bad(
+                "realtime.auth_timeout_secs and realtime.ping_interval_secs must be at least 1",
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_a_secret() {
+        let err = Config::default().validate().unwrap_err();
+        assert!(err.to_string().contains("jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn example_and_local_files_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for f in ["config/local.toml", "config/switchboard.example.toml"] {
+            let text = std::fs::read_to_string(root.join(f)).unwrap();
+            let mut c: Config = Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(&text))
+                .extract()
+                .unwrap_or_else(|e| panic!("{f}: {e}"));
+            if c.auth.jwt_secret.is_empty() {
+                c.auth.jwt_secret = "x".into();
+            }
+            c.validate().unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+
+    #[test]
+    fn example_documents_the_defaults() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("config/switchboard.example.toml")).unwrap();
+        let from_file: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(&text))
+            .extract()
+            .unwrap();
+        let a = serde_json::to_value(&from_file).unwrap();
+        let b = serde_json::to_value(Config::default()).unwrap();
+        assert_eq!(
+            a, b,
+            "switchboard.example.toml must show every default as it is"
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! The running engine: what handlers and actors share. Built once by `app.rs`.
+//!
+//! Everything here is either immutable after startup (config, keys) or safe to touch from many
+//! tasks without a global lock (atomics, sharded maps, the store's own queue). Conversation and
+//! user state is not here: it lives inside the actors that own it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::DashMap;
+
+use crate::actors::registry::Registry;
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::domain::ids::IdGenerator;
+use crate::domain::user::ExternalId;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::storage::Store;
+
+pub struct Engine {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub ids: IdGenerator,
+    pub auth: Authenticator,
+    pub limiter: RateLimiter,
+    pub metrics: Metrics,
+    pub registry: Registry,
+    pub started: Instant,
+    /// When each user was last seen online, for the contact card and `presence` events.
+    pub last_seen: DashMap<ExternalId, i64>,
+}
+
+pub type EngineRef = Arc<Engine>;
+
+impl Engine {
+    pub fn new(config: Config, store: Arc<dyn Store>, auth: Authenticator) -> EngineRef {
+        Arc::new(Engine {
+            ids: IdGenerator::new(config.node_id),
+            limiter: RateLimiter::new(config.limits.messages_per_minute),
+            config,
+            store,
+            auth,
+            metrics: Metrics::default(),
+            registry: Registry::default(),
+            started: Instant::now(),
+            last_seen: DashMap::new(),
+        })
+    }
+}

@@ -1,0 +1,206 @@
+//! The WebSocket upgrade, done by hand on hyper's upgrade handle rather than with `warp::ws()`.
+//!
+//! Why: warp's `Ws` cannot set tungstenite's read buffer, whose 128 KiB default (zero-filled
+//! before each read) costs ~134 KiB per idle socket; with a 4 KiB buffer an idle socket costs
+//! ~6 KiB (FACTS.md). The buffer still grows for a large frame, up to the frame limit.
+//!
+//! The token is checked before the upgrade: a token in the URL or header that is invalid or
+//! expired gets HTTP 401 with the error body and no upgrade. Without one, the socket is upgraded
+//! and must send an `auth` frame within the configured time.
+
+use std::convert::Infallible;
+
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use warp::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use warp::reply::Response as WarpResponse;
+use warp::{Filter, Rejection, Reply};
+
+use super::socket::{self, Flavor};
+use crate::auth::bearer;
+use crate::domain::user::Principal;
+use crate::domain::Id;
+use crate::engine::EngineRef;
+use crate::error::ApiError;
+use crate::http::reply::error_response;
+use crate::wire::WireFormat;
+
+/// Read buffer per socket: chat frames are small (see the module doc).
+const READ_BUFFER: usize = 4 * 1024;
+/// Write buffer flushed as soon as it holds this much.
+const WRITE_BUFFER: usize = 4 * 1024;
+
+/// `GET /ws` and `GET /ws/chat/{conversation_id}/`.
+pub fn routes(
+    engine: EngineRef,
+    shutdown: watch::Receiver<bool>,
+) -> impl Filter<Extract = (WarpResponse,), Error = Rejection> + Clone {
+    let common = warp::get()
+        .and(warp::header::headers_cloned())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::ext::optional::<OnUpgrade>())
+        .and(warp::any().map(move || engine.clone()))
+        .and(warp::any().map(move || shutdown.clone()));
+    let main = warp::path("ws")
+        .and(warp::path::end())
+        .and(common.clone())
+        .and_then(|h, q, u, e, s| upgrade(h, q, u, e, s, None));
+    let compat = warp::path!("ws" / "chat" / String)
+        .and(warp::path::end().or(warp::path!()).unify())
+        .and(common)
+        .and_then(|conv: String, h, q, u, e, s| upgrade(h, q, u, e, s, Some(conv)));
+    main.or(compat).unify()
+}
+
+fn socket_config(engine: &EngineRef) -> WebSocketConfig {
+    let max = engine.config.limits.max_frame_bytes;
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER.max(max) * 4)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+async fn upgrade(
+    headers: HeaderMap,
+    query: String,
+    on_upgrade: Option<OnUpgrade>,
+    engine: EngineRef,
+    shutdown: watch::Receiver<bool>,
+    compat: Option<String>,
+) -> Result<WarpResponse, Infallible> {
+    Ok(
+        match prepare(&headers, &query, on_upgrade, &engine, compat).await {
+            Ok((key, on_upgrade, flavor, principal)) => {
+                let config = socket_config(&engine);
+                tokio::spawn(async move {
+                    match on_upgrade.await {
+                        Ok(upgraded) => {
+                            let ws = WebSocketStream::from_raw_socket(
+                                TokioIo::new(upgraded),
+                                Role::Server,
+                                Some(config),
+                            )
+                            .await;
+                            socket::run(ws, engine, flavor, principal, shutdown).await;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "websocket upgrade did not complete"),
+                    }
+                });
+                let mut res = Response::new(warp::hyper::body::Bytes::new().into());
+                *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                let h = res.headers_mut();
+                h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+                    h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+                }
+                res
+            }
+            Err(e) => error_response(&e).into_response(),
+        },
+    )
+}
+
+type Prepared = (String, OnUpgrade, Flavor, Option<Principal>);
+
+async fn prepare(
+    headers: &HeaderMap,
+    query: &str,
+    on_upgrade: Option<OnUpgrade>,
+    engine: &EngineRef,
+    compat: Option<String>,
+) -> Result<Prepared, ApiError> {
+    let not_ws = || {
+        ApiError::bad_request(
+            "websocket_upgrade_required",
+            "this route needs a WebSocket upgrade request",
+        )
+    };
+    if !header_has(headers, header::CONNECTION, "upgrade")
+        || !header_has(headers, header::UPGRADE, "websocket")
+    {
+        return Err(not_ws());
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        return Err(ApiError::bad_request(
+            "unsupported_websocket_version",
+            "Sec-WebSocket-Version must be 13",
+        ));
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(not_ws)?
+        .to_string();
+    let on_upgrade = on_upgrade.ok_or_else(not_ws)?;
+
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::bad_request("invalid_query", "the query string is malformed"))?;
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let format = match param("format") {
+        None | Some("json") => WireFormat::Json,
+        Some("msgpack") => WireFormat::MessagePack,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_format",
+                format!("format must be json or msgpack, not `{other}`"),
+            ))
+        }
+    };
+    let token = param("access_token").map(str::to_string).or_else(|| {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer)
+            .map(str::to_string)
+    });
+    let principal = match token {
+        Some(t) => Some(engine.auth.verify(&t)?),
+        None => None,
+    };
+    let flavor = match compat {
+        None => Flavor::Standard(format),
+        Some(raw) => {
+            let id: Id = raw
+                .parse()
+                .map_err(|_| ApiError::conversation_not_found())?;
+            let doc = engine
+                .store
+                .get_conversation(id)
+                .await?
+                .ok_or_else(ApiError::conversation_not_found)?;
+            // With a token already, refuse a stranger before upgrading; with a first-frame token,
+            // the socket task checks once it knows who is speaking.
+            if let Some(p) = &principal {
+                doc.record
+                    .side_of(&p.user_id)
+                    .ok_or_else(ApiError::conversation_not_found)?;
+            }
+            Flavor::Compat(id)
+        }
+    };
+    Ok((key, on_upgrade, flavor, principal))
+}

@@ -1,0 +1,431 @@
+//! One task per socket: authenticate, attach to the user's session, then pump frames both ways.
+//!
+//! Reading is throttled by a per-socket budget of frames in flight (`limits.socket_inflight`):
+//! when a client has that many frames unanswered, the task stops reading until answers go out, and
+//! TCP pushes back on the client. That bounds what one socket can put into the actors' mailboxes.
+//! Writing takes events from the socket's bounded queue; a client too slow to read is closed
+//! with 1013 (see `actors::outbox`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::{timeout, Instant};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
+
+use super::compat;
+use crate::actors::outbox::{close_code, CloseReason, Outgoing, SocketHandle, SocketInbox};
+use crate::actors::user_session::SessionMsg;
+use crate::domain::events::{ClientFrame, ServerEvent};
+use crate::domain::user::Principal;
+use crate::domain::Id;
+use crate::engine::EngineRef;
+use crate::metrics::Metrics;
+use crate::wire::{self, FrameError, WireFormat};
+
+/// Which protocol a socket speaks.
+#[derive(Debug, Clone, Copy)]
+pub enum Flavor {
+    Standard(WireFormat),
+    /// The old hook's shape, bound to one conversation.
+    Compat(Id),
+}
+
+/// A write that cannot finish in this time means the client is not reading: it is closed.
+const WRITE_STALL: Duration = Duration::from_secs(10);
+/// Events written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Counts a connection for as long as its task runs.
+struct ConnectionGauge(EngineRef);
+
+impl ConnectionGauge {
+    fn new(engine: &EngineRef) -> Self {
+        Metrics::gauge(&engine.metrics.connections, 1);
+        ConnectionGauge(engine.clone())
+    }
+}
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        Metrics::gauge(&self.0.metrics.connections, -1);
+    }
+}
+
+fn close_frame(code: u16, reason: &str) -> WsMessage {
+    WsMessage::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from(reason),
+    }))
+}
+
+/// Encodes an event for this socket; `None` when a compat socket does not carry it.
+fn to_frame(flavor: Flavor, event: &Outgoing) -> Option<WsMessage> {
+    match flavor {
+        Flavor::Standard(WireFormat::Json) => {
+            // Our JSON encoder only produces UTF-8.
+            Utf8Bytes::try_from(event.encoded(WireFormat::Json))
+                .ok()
+                .map(WsMessage::Text)
+        }
+        Flavor::Standard(WireFormat::MessagePack) => {
+            Some(WsMessage::Binary(event.encoded(WireFormat::MessagePack)))
+        }
+        Flavor::Compat(conv) => compat::encode(conv, &event.event)
+            .and_then(|b| Utf8Bytes::try_from(b).ok())
+            .map(WsMessage::Text),
+    }
+}
+
+fn decode(flavor: Flavor, msg: &WsMessage) -> Option<Result<ClientFrame, FrameError>> {
+    match (flavor, msg) {
+        (Flavor::Compat(conv), WsMessage::Text(t)) => Some(compat::decode(conv, t.as_bytes())),
+        (Flavor::Compat(conv), WsMessage::Binary(b)) => Some(compat::decode(conv, b)),
+        // A socket reads either format whatever it writes: text frames are JSON, binary frames
+        // MessagePack.
+        (_, WsMessage::Text(t)) => Some(wire::decode(WireFormat::Json, t.as_bytes())),
+        (_, WsMessage::Binary(b)) => Some(wire::decode(WireFormat::MessagePack, b)),
+        _ => None,
+    }
+}
+
+fn error_event(code: &'static str, message: String, reference: Option<String>) -> Arc<Outgoing> {
+    Outgoing::new(ServerEvent::Error {
+        code,
+        message,
+        reference,
+        retry_after: None,
+    })
+}
+
+/// Sends one event directly (before the socket has a queue: auth errors, `ready`).
+async fn send_now<S>(ws: &mut WebSocketStream<S>, flavor: Flavor, event: ServerEvent) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match to_frame(flavor, &Outgoing::new(event)) {
+        Some(frame) => matches!(timeout(WRITE_STALL, ws.send(frame)).await, Ok(Ok(()))),
+        None => true,
+    }
+}
+
+async fn refuse<S>(ws: &mut WebSocketStream<S>, flavor: Flavor, code: &'static str, message: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let err = ServerEvent::Error {
+        code,
+        message: message.clone(),
+        reference: None,
+        retry_after: None,
+    };
+    send_now(ws, flavor, err).await;
+    let _ = timeout(
+        Duration::from_secs(1),
+        ws.send(close_frame(close_code::POLICY, code)),
+    )
+    .await;
+}
+
+/// Waits for the first frame to be `auth` with a valid token.
+async fn authenticate<S>(
+    ws: &mut WebSocketStream<S>,
+    engine: &EngineRef,
+    flavor: Flavor,
+) -> Option<Principal>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limit = Duration::from_secs(engine.config.realtime.auth_timeout_secs);
+    let deadline = Instant::now() + limit;
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => {
+                refuse(
+                    ws,
+                    flavor,
+                    "auth_timeout",
+                    format!("send an auth frame within {} s", limit.as_secs()),
+                )
+                .await;
+                return None;
+            }
+            Ok(None) | Ok(Some(Err(_))) => return None,
+            Ok(Some(Ok(m))) => m,
+        };
+        let bytes: &[u8] = match &msg {
+            WsMessage::Text(t) => t.as_bytes(),
+            WsMessage::Binary(b) => b,
+            WsMessage::Close(_) => return None,
+            _ => continue,
+        };
+        let format = if msg.is_binary() {
+            WireFormat::MessagePack
+        } else {
+            WireFormat::Json
+        };
+        return match wire::decode(format, bytes) {
+            Ok(ClientFrame::Auth { token }) => match engine.auth.verify(&token) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let e = crate::error::ApiError::from(e);
+                    refuse(ws, flavor, e.code, e.message).await;
+                    None
+                }
+            },
+            _ => {
+                refuse(
+                    ws,
+                    flavor,
+                    "auth_required",
+                    "the first frame must be {\"type\":\"auth\",\"token\":...}".into(),
+                )
+                .await;
+                None
+            }
+        };
+    }
+}
+
+/// Registers the socket with the user's session, starting one if needed. A session that is just
+/// stopping (its grace period ended) is replaced.
+async fn attach(
+    engine: &EngineRef,
+    principal: &Principal,
+    handle: &SocketHandle,
+) -> Option<ractor::ActorRef<SessionMsg>> {
+    for _ in 0..3 {
+        let session = engine
+            .registry
+            .session_or_start(engine, &principal.user_id)
+            .ok()?;
+        let (done, attached) = oneshot::channel();
+        let msg = SessionMsg::Attach {
+            socket: handle.clone(),
+            name: principal.name.clone(),
+            done,
+        };
+        if session.send_message(msg).is_ok() && attached.await.is_ok() {
+            return Some(session);
+        }
+        engine
+            .registry
+            .forget_session(&principal.user_id, session.get_id());
+    }
+    None
+}
+
+pub async fn run<S>(
+    mut ws: WebSocketStream<S>,
+    engine: EngineRef,
+    flavor: Flavor,
+    principal: Option<Principal>,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let _gauge = ConnectionGauge::new(&engine);
+    let principal = match principal {
+        Some(p) => p,
+        None => match authenticate(&mut ws, &engine, flavor).await {
+            Some(p) => p,
+            None => return,
+        },
+    };
+    if let Flavor::Compat(conv) = flavor {
+        let member = matches!(engine.store.get_conversation(conv).await, Ok(Some(d)) if d.record.side_of(&principal.user_id).is_some());
+        if !member {
+            refuse(
+                &mut ws,
+                flavor,
+                "conversation_not_found",
+                "conversation not found".into(),
+            )
+            .await;
+            return;
+        }
+    }
+    let socket_id = engine.ids.next_id();
+    let span = tracing::info_span!("socket", user_id = %principal.user_id, socket_id = %socket_id);
+    pump(ws, engine, flavor, principal, socket_id, shutdown)
+        .instrument(span)
+        .await;
+}
+
+async fn pump<S>(
+    mut ws: WebSocketStream<S>,
+    engine: EngineRef,
+    flavor: Flavor,
+    principal: Principal,
+    socket_id: Id,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let limits = &engine.config.limits;
+    let (handle, inbox) =
+        SocketHandle::new(socket_id, principal.user_id.clone(), limits.socket_queue);
+    let SocketInbox {
+        mut events,
+        mut close,
+    } = inbox;
+    let Some(session) = attach(&engine, &principal, &handle).await else {
+        let _ = ws
+            .send(close_frame(
+                close_code::TRY_AGAIN_LATER,
+                "session unavailable",
+            ))
+            .await;
+        return;
+    };
+    let ready = ServerEvent::Ready {
+        user_id: principal.user_id.clone(),
+        session_id: socket_id,
+    };
+    tracing::debug!("socket ready");
+    if !send_now(&mut ws, flavor, ready).await {
+        let _ = session.send_message(SessionMsg::Detach { socket: socket_id });
+        return;
+    }
+
+    let inflight = Arc::new(Semaphore::new(limits.socket_inflight));
+    let mut permit: Option<OwnedSemaphorePermit> = None;
+    let ping_every = Duration::from_secs(engine.config.realtime.ping_interval_secs);
+    let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut heard = true;
+    let mut awaiting_pong = false;
+    let mut typing_window = (Instant::now(), 0u32);
+
+    let end: Option<CloseReason> = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                break Some(CloseReason { code: close_code::GOING_AWAY, reason: "server shutting down".into() });
+            }
+            changed = close.changed() => {
+                match changed {
+                    Ok(()) => break close.borrow().clone(),
+                    Err(_) => break None,
+                }
+            }
+            ev = events.recv() => {
+                let Some(ev) = ev else { break None };
+                if !write_batch(&mut ws, flavor, ev, &mut events).await {
+                    if handle.was_slow() { Metrics::inc(&engine.metrics.slow_socket_closes); }
+                    break Some(CloseReason { code: close_code::TRY_AGAIN_LATER, reason: "too slow to read events; reconnect and sync".into() });
+                }
+            }
+            p = inflight.clone().acquire_owned(), if permit.is_none() => {
+                permit = p.ok();
+            }
+            msg = ws.next(), if permit.is_some() => {
+                heard = true;
+                awaiting_pong = false;
+                let msg = match msg {
+                    None => break None,
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                        Metrics::inc(&engine.metrics.oversized_frame_closes);
+                        break Some(CloseReason { code: close_code::TOO_BIG, reason: format!("frame larger than {} bytes", limits.max_frame_bytes) });
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "socket read failed");
+                        break None;
+                    }
+                    Some(Ok(m)) => m,
+                };
+                if let WsMessage::Close(_) = msg { break None; }
+                let Some(decoded) = decode(flavor, &msg) else { continue };
+                Metrics::inc(&engine.metrics.frames_in);
+                let frame = match decoded {
+                    Ok(f) => f,
+                    Err(e) => {
+                        Metrics::inc(&engine.metrics.frames_rejected);
+                        handle.push(error_event(e.code, e.message, e.reference));
+                        continue;
+                    }
+                };
+                match frame {
+                    ClientFrame::Ping { reference } => {
+                        handle.event(ServerEvent::Pong { reference });
+                    }
+                    ClientFrame::TypingStatus { .. } if !typing_allowed(&mut typing_window, limits.typing_per_10s) => {}
+                    frame => {
+                        let Some(p) = permit.take() else { continue };
+                        let msg = SessionMsg::Inbound { socket: socket_id, frame, permit: p };
+                        if session.send_message(msg).is_err() {
+                            break Some(CloseReason { code: close_code::TRY_AGAIN_LATER, reason: "session restarted; reconnect".into() });
+                        }
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                if awaiting_pong {
+                    tracing::debug!("no answer to ping; dropping socket");
+                    break None;
+                }
+                if !heard {
+                    awaiting_pong = true;
+                    if timeout(WRITE_STALL, ws.send(WsMessage::Ping(Default::default()))).await.is_err() {
+                        break None;
+                    }
+                }
+                heard = false;
+            }
+        }
+    };
+    let _ = session.send_message(SessionMsg::Detach { socket: socket_id });
+    if let Some(reason) = end {
+        tracing::debug!(code = reason.code, reason = %reason.reason, "closing socket");
+        let _ = timeout(
+            Duration::from_secs(1),
+            ws.send(close_frame(reason.code, &reason.reason)),
+        )
+        .await;
+    }
+    let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
+}
+
+/// Writes one event and whatever else is queued (up to a batch), then flushes once. `false` when
+/// the client is not taking them.
+async fn write_batch<S>(
+    ws: &mut WebSocketStream<S>,
+    flavor: Flavor,
+    first: Arc<Outgoing>,
+    events: &mut tokio::sync::mpsc::Receiver<Arc<Outgoing>>,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let work = async {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(ev) = next.take() {
+            if let Some(frame) = to_frame(flavor, &ev) {
+                ws.feed(frame).await?;
+            }
+            n += 1;
+            if n < WRITE_BATCH {
+                next = events.try_recv().ok();
+            }
+        }
+        ws.flush().await
+    };
+    matches!(timeout(WRITE_STALL, work).await, Ok(Ok(())))
+}
+
+/// At most `per_10s` typing frames per socket in any 10 s window; the rest are dropped quietly.
+fn typing_allowed(window: &mut (Instant, u32), per_10s: u32) -> bool {
+    let now = Instant::now();
+    if now.duration_since(window.0) >= Duration::from_secs(10) {
+        *window = (now, 0);
+    }
+    window.1 += 1;
+    window.1 <= per_10s
+}

@@ -1,0 +1,268 @@
+//! The operators' API, served on the admin listener: users, stats, any conversation, forced
+//! disconnects and Prometheus metrics. Authenticated by the configured admin token or a JWT with
+//! role `admin`.
+
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::messages::history_page;
+use super::reply::{
+    bearer_token, conversation_id, external_id, json, json_body, query_pairs, reject, with_engine,
+};
+use crate::actors::outbox::close_code;
+use crate::actors::user_session::SessionMsg;
+use crate::domain::conversation::Side;
+use crate::domain::user::{Role, UserProfile};
+use crate::engine::EngineRef;
+use crate::error::{ApiError, ErrorKind};
+use crate::metrics::Live;
+use crate::storage::StoreHealth;
+
+/// Passes operators only.
+pub fn operator(engine: EngineRef) -> impl Filter<Extract = ((),), Error = Rejection> + Clone {
+    bearer_token().and_then(move |token: Option<String>| {
+        let engine = engine.clone();
+        async move {
+            let Some(token) = token else {
+                return Err(reject(ApiError::new(
+                    ErrorKind::Unauthorized,
+                    "missing_token",
+                    "an admin token is required",
+                )));
+            };
+            let admin = &engine.config.admin.token;
+            if !admin.is_empty() && constant_time_eq(admin.as_bytes(), token.as_bytes()) {
+                return Ok(());
+            }
+            match engine.auth.verify(&token) {
+                Ok(p) if p.role == Role::Admin => Ok(()),
+                Ok(_) => Err(reject(ApiError::forbidden(
+                    "forbidden_role",
+                    "operators only",
+                ))),
+                Err(e) => Err(reject(e.into())),
+            }
+        }
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = engine.config.limits.max_body_bytes;
+    let op = operator(engine.clone());
+    let e = with_engine(engine);
+    let put_user = warp::path!("admin" / "v1" / "users" / String)
+        .and(warp::put())
+        .and(op.clone())
+        .and(json_body::<UserBody>(limit))
+        .and(e.clone())
+        .and_then(put_user);
+    let get_user = warp::path!("admin" / "v1" / "users" / String)
+        .and(warp::get())
+        .and(op.clone())
+        .and(e.clone())
+        .and_then(get_user);
+    let disconnect = warp::path!("admin" / "v1" / "users" / String / "disconnect")
+        .and(warp::post())
+        .and(op.clone())
+        .and(e.clone())
+        .and_then(disconnect);
+    let stats = warp::path!("admin" / "v1" / "stats")
+        .and(warp::get())
+        .and(op.clone())
+        .and(e.clone())
+        .and_then(stats);
+    let conversation = warp::path!("admin" / "v1" / "conversations" / String)
+        .and(warp::get())
+        .and(op.clone())
+        .and(e.clone())
+        .and_then(conversation);
+    let messages = warp::path!("admin" / "v1" / "conversations" / String / "messages")
+        .and(warp::get())
+        .and(op.clone())
+        .and(query_pairs())
+        .and(e.clone())
+        .and_then(messages);
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(op)
+        .and(e)
+        .and_then(metrics);
+    put_user
+        .or(get_user)
+        .unify()
+        .or(disconnect)
+        .unify()
+        .or(stats)
+        .unify()
+        .or(conversation)
+        .unify()
+        .or(messages)
+        .unify()
+        .or(metrics)
+        .unify()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    name: String,
+    #[serde(default)]
+    email: Option<String>,
+    role: Role,
+}
+
+async fn put_user(
+    id: String,
+    _op: (),
+    body: UserBody,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let name = body.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ApiError::unprocessable(
+                "invalid_name",
+                "name must be 1 to 200 characters",
+            ));
+        }
+        let user = UserProfile {
+            id: external_id(&id)?,
+            name,
+            email: body.email.filter(|e| !e.is_empty()),
+            role: body.role,
+        };
+        engine.store.put_user(&user).await?;
+        Ok(json(StatusCode::OK, &user))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn get_user(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
+    async {
+        let user = engine
+            .store
+            .get_user(&external_id(&id)?)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user_not_found", "user not found"))?;
+        Ok(json(StatusCode::OK, &user))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn disconnect(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
+    async {
+        let user = external_id(&id)?;
+        let connected = match engine.registry.session(&user) {
+            Some(s) => s
+                .send_message(SessionMsg::Disconnect {
+                    code: close_code::POLICY,
+                    reason: "disconnected by an operator".into(),
+                })
+                .is_ok(),
+            None => false,
+        };
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"user_id": user, "was_connected": connected}),
+        ))
+    }
+    .await
+    .map_err(reject)
+}
+
+fn live(engine: &EngineRef, health: StoreHealth) -> Live {
+    Live {
+        online_users: engine.registry.online_users(),
+        conversation_actors: engine.registry.conversation_actors(),
+        session_actors: engine.registry.session_actors(),
+        store_up: health != StoreHealth::Down,
+        uptime_secs: engine.started.elapsed().as_secs(),
+    }
+}
+
+async fn stats(_op: (), engine: EngineRef) -> Result<Response, Rejection> {
+    let health = engine.store.health().await;
+    let l = live(&engine, health);
+    let m = &engine.metrics;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "connections": m.connections.load(std::sync::atomic::Ordering::Relaxed),
+            "online_users": l.online_users,
+            "conversation_actors": l.conversation_actors,
+            "session_actors": l.session_actors,
+            "messages_per_second": m.messages_per_second(),
+            "store": health,
+            "uptime_seconds": l.uptime_secs,
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
+    ))
+}
+
+async fn metrics(_op: (), engine: EngineRef) -> Result<Response, Rejection> {
+    let health = engine.store.health().await;
+    let text = engine.metrics.render(&live(&engine, health));
+    Ok(warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response())
+}
+
+async fn conversation(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
+    async {
+        let doc = engine
+            .store
+            .get_conversation(conversation_id(&id)?)
+            .await?
+            .ok_or_else(ApiError::conversation_not_found)?;
+        let side = |s: Side| {
+            let p = doc.state.side(s);
+            serde_json::json!({
+                "unread_count": p.unread,
+                "last_read_message_id": p.read_message_id,
+                "read_seq": p.read_seq,
+                "delivered_seq": p.delivered_seq,
+                "archived": p.archived,
+            })
+        };
+        let mut body = serde_json::to_value(doc.view(Side::Provider)).map_err(|e| ApiError::unavailable(e.to_string()))?;
+        if let Some(obj) = body.as_object_mut() {
+            for k in ["unread_count", "archived", "last_read_message_id"] {
+                obj.remove(k);
+            }
+            obj.insert(
+                "participants".into(),
+                serde_json::json!({"customer": side(Side::Customer), "provider": side(Side::Provider)}),
+            );
+        }
+        Ok(json(StatusCode::OK, &body))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn messages(
+    id: String,
+    _op: (),
+    q: Vec<(String, String)>,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let doc = engine
+            .store
+            .get_conversation(conversation_id(&id)?)
+            .await?
+            .ok_or_else(ApiError::conversation_not_found)?;
+        Ok(json(
+            StatusCode::OK,
+            &history_page(&engine, &doc, &q, None).await?,
+        ))
+    }
+    .await
+    .map_err(reject)
+}

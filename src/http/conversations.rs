@@ -1,0 +1,398 @@
+//! Conversation routes: contact a provider, list, read, archive, mark read, typing, unread.
+
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::reply::{
+    conversation_id, json, json_body, limit_param, no_content, param, principal, query_pairs,
+    reject, with_engine,
+};
+use crate::actors::conversation::{ConversationMsg, SendRequest};
+use crate::domain::clock::now_ms;
+use crate::domain::conversation::{ConversationDoc, ConversationRecord, ConversationState, Side};
+use crate::domain::message::{client_msg_id_ok, validate_text};
+use crate::domain::user::{ExternalId, Principal, Role};
+use crate::domain::Id;
+use crate::engine::EngineRef;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = engine.config.limits.max_body_bytes;
+    let base = warp::path("api").and(warp::path("v1"));
+    let auth = principal(engine.clone());
+    let e = with_engine(engine);
+
+    let create = base
+        .and(warp::path!("conversations"))
+        .and(warp::post())
+        .and(auth.clone())
+        .and(json_body::<CreateBody>(limit))
+        .and(e.clone())
+        .and_then(create);
+    let list = base
+        .and(warp::path!("conversations"))
+        .and(warp::get())
+        .and(auth.clone())
+        .and(query_pairs())
+        .and(e.clone())
+        .and_then(list);
+    let get = base
+        .and(warp::path!("conversations" / String))
+        .and(warp::get())
+        .and(auth.clone())
+        .and(e.clone())
+        .and_then(get);
+    let patch = base
+        .and(warp::path!("conversations" / String))
+        .and(warp::patch())
+        .and(auth.clone())
+        .and(json_body::<PatchBody>(limit))
+        .and(e.clone())
+        .and_then(patch);
+    let mark_read = base
+        .and(warp::path!("conversations" / String / "mark-read"))
+        .and(warp::post())
+        .and(auth.clone())
+        .and(json_body::<MarkReadBody>(limit))
+        .and(e.clone())
+        .and_then(mark_read);
+    let typing = base
+        .and(warp::path!("conversations" / String / "typing"))
+        .and(warp::post())
+        .and(auth.clone())
+        .and(json_body::<TypingBody>(limit))
+        .and(e.clone())
+        .and_then(typing);
+    let unread = base
+        .and(warp::path!("unread"))
+        .and(warp::get())
+        .and(auth)
+        .and(e)
+        .and_then(unread);
+    create
+        .or(list)
+        .unify()
+        .or(get)
+        .unify()
+        .or(patch)
+        .unify()
+        .or(mark_read)
+        .unify()
+        .or(typing)
+        .unify()
+        .or(unread)
+        .unify()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    service_id: ExternalId,
+    #[serde(default)]
+    provider_id: Option<ExternalId>,
+    initial_message: String,
+    #[serde(default)]
+    client_msg_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    archived: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkReadBody {
+    #[serde(default)]
+    up_to: Option<Id>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypingBody {
+    is_typing: bool,
+}
+
+pub fn check_client_msg_id(c: &Option<String>) -> Result<(), ApiError> {
+    if client_msg_id_ok(c.as_deref()) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_client_msg_id())
+    }
+}
+
+/// Takes one message from the caller's budget (shared with the WebSocket).
+pub fn spend_budget(engine: &EngineRef, user: &ExternalId) -> Result<(), ApiError> {
+    engine.limiter.check(user).map_err(|retry| {
+        Metrics::inc(&engine.metrics.rate_limited);
+        ApiError::rate_limited(retry)
+    })
+}
+
+/// The conversation as `user` sees it, or `conversation_not_found` for anyone else.
+pub async fn load_for(
+    engine: &EngineRef,
+    id: Id,
+    user: &ExternalId,
+) -> Result<(ConversationDoc, Side), ApiError> {
+    let doc = engine
+        .store
+        .get_conversation(id)
+        .await?
+        .ok_or_else(ApiError::conversation_not_found)?;
+    let side = doc
+        .record
+        .side_of(user)
+        .ok_or_else(ApiError::conversation_not_found)?;
+    Ok((doc, side))
+}
+
+async fn display_name(
+    engine: &EngineRef,
+    user: &ExternalId,
+    fallback: &str,
+) -> Result<String, ApiError> {
+    Ok(match engine.store.get_user(user).await? {
+        Some(profile) => profile.name,
+        None => fallback.to_string(),
+    })
+}
+
+async fn create(p: Principal, body: CreateBody, engine: EngineRef) -> Result<Response, Rejection> {
+    create_inner(p, body, engine).await.map_err(reject)
+}
+
+async fn create_inner(
+    p: Principal,
+    body: CreateBody,
+    engine: EngineRef,
+) -> Result<Response, ApiError> {
+    if p.role != Role::Customer {
+        return Err(ApiError::forbidden(
+            "forbidden_role",
+            "only customers can contact a provider",
+        ));
+    }
+    let service = engine
+        .store
+        .get_service(&body.service_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("service_not_found", "service not found"))?;
+    if let Some(given) = &body.provider_id {
+        if *given != service.provider_id {
+            return Err(ApiError::unprocessable(
+                "provider_mismatch",
+                "provider_id is not the provider of this service",
+            ));
+        }
+    }
+    if service.provider_id == p.user_id {
+        return Err(ApiError::unprocessable(
+            "own_service",
+            "you cannot contact yourself about your own service",
+        ));
+    }
+    validate_text(
+        &body.initial_message,
+        engine.config.limits.max_text_chars,
+        false,
+    )?;
+    check_client_msg_id(&body.client_msg_id)?;
+    spend_budget(&engine, &p.user_id)?;
+
+    let existing = engine
+        .store
+        .find_conversation(&service.id, &service.provider_id, &p.user_id)
+        .await?;
+    let (id, created) = match existing {
+        Some(id) => (id, false),
+        None => {
+            let provider_fallback = service
+                .provider_name
+                .clone()
+                .unwrap_or_else(|| service.provider_id.to_string());
+            let now = now_ms();
+            let doc = ConversationDoc {
+                record: ConversationRecord {
+                    id: engine.ids.next_id(),
+                    service_id: service.id.clone(),
+                    service_title: service.title.clone(),
+                    provider_name: match &service.provider_name {
+                        Some(n) => n.clone(),
+                        None => {
+                            display_name(&engine, &service.provider_id, &provider_fallback).await?
+                        }
+                    },
+                    provider_id: service.provider_id.clone(),
+                    customer_name: display_name(&engine, &p.user_id, &p.name).await?,
+                    customer_id: p.user_id.clone(),
+                    created_at: now,
+                },
+                state: ConversationState {
+                    activity_ms: now,
+                    ..ConversationState::default()
+                },
+            };
+            let (doc, created) = engine.store.create_conversation(doc).await?;
+            (doc.record.id, created)
+        }
+    };
+    let outcome = engine
+        .registry
+        .ask(&engine, id, |reply| {
+            ConversationMsg::Send(SendRequest {
+                sender: p.user_id.clone(),
+                sender_name: p.name.clone(),
+                text: body.initial_message,
+                client_msg_id: body.client_msg_id,
+                origin: None,
+                reply,
+            })
+        })
+        .await?;
+    let (doc, side) = load_for(&engine, id, &p.user_id).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(
+        status,
+        &serde_json::json!({"conversation": doc.view(side), "message": outcome.message}),
+    ))
+}
+
+async fn list(
+    p: Principal,
+    q: Vec<(String, String)>,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let archived = match param(&q, "archived") {
+            None | Some("false") => Some(false),
+            Some("true") => Some(true),
+            Some("all") => None,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "archived must be true, false or all",
+                ))
+            }
+        };
+        let limit = limit_param(&q, 20, 100)?;
+        let page = engine
+            .store
+            .list_conversations(&p.user_id, archived, param(&q, "cursor"), limit)
+            .await?
+            .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?;
+        let items: Vec<_> = page
+            .items
+            .iter()
+            .filter_map(|d| d.record.side_of(&p.user_id).map(|s| d.view(s)))
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"items": items, "next_cursor": page.next_cursor}),
+        ))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn get(id: String, p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
+    async {
+        let (doc, side) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
+        Ok(json(StatusCode::OK, &doc.view(side)))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn patch(
+    id: String,
+    p: Principal,
+    body: PatchBody,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
+        let view = engine
+            .registry
+            .ask(&engine, doc.record.id, |reply| {
+                ConversationMsg::SetArchived {
+                    user: p.user_id.clone(),
+                    archived: body.archived,
+                    reply,
+                }
+            })
+            .await?;
+        Ok(json(StatusCode::OK, &view))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn mark_read(
+    id: String,
+    p: Principal,
+    body: MarkReadBody,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
+        let state = engine
+            .registry
+            .ask(&engine, doc.record.id, |reply| ConversationMsg::MarkRead {
+                user: p.user_id.clone(),
+                up_to: body.up_to,
+                reply,
+            })
+            .await?;
+        Ok(json(StatusCode::OK, &state))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn typing(
+    id: String,
+    p: Principal,
+    body: TypingBody,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
+        engine
+            .registry
+            .ask(&engine, doc.record.id, |reply| ConversationMsg::Typing {
+                user: p.user_id.clone(),
+                is_typing: body.is_typing,
+                reply,
+            })
+            .await?;
+        Ok(no_content())
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn unread(p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
+    async {
+        let counts = engine.store.unread_counts(&p.user_id).await?;
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        let conversations: Vec<_> = counts
+            .iter()
+            .map(|(id, n)| serde_json::json!({"conversation_id": id, "unread_count": n}))
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"total": total, "conversations": conversations}),
+        ))
+    }
+    .await
+    .map_err(reject)
+}

@@ -1,0 +1,221 @@
+//! Message routes: history of a conversation and sending over HTTP.
+
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::conversations::{check_client_msg_id, load_for, spend_budget};
+use super::reply::{
+    conversation_id, json, json_body, limit_param, param, principal, query_pairs, reject,
+    with_engine,
+};
+use crate::actors::conversation::{ConversationMsg, SendRequest};
+use crate::domain::conversation::ConversationDoc;
+use crate::domain::user::{ExternalId, Principal};
+use crate::domain::Id;
+use crate::engine::EngineRef;
+use crate::error::ApiError;
+use crate::storage::SeqRange;
+
+pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = engine.config.limits.max_body_bytes;
+    let auth = principal(engine.clone());
+    let e = with_engine(engine);
+    let list = warp::path!("api" / "v1" / "conversations" / String / "messages")
+        .and(warp::get())
+        .and(auth.clone())
+        .and(query_pairs())
+        .and(e.clone())
+        .and_then(list);
+    let send = warp::path!("api" / "v1" / "conversations" / String / "messages")
+        .and(warp::post())
+        .and(auth)
+        .and(json_body::<SendBody>(limit))
+        .and(e)
+        .and_then(send);
+    list.or(send).unify()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    attachment_ids: Vec<Id>,
+    #[serde(default)]
+    client_msg_id: Option<String>,
+}
+
+/// Where a page of history starts. Cursors are opaque to clients: `b<seq>` pages back from a
+/// seq, `a<seq>` forward.
+enum Anchor {
+    Newest,
+    Before(u64),
+    After(u64),
+}
+
+async fn seq_of(engine: &EngineRef, doc: &ConversationDoc, raw: &str) -> Result<u64, ApiError> {
+    let id: Id = raw.parse().map_err(|_| {
+        ApiError::bad_request("invalid_query", format!("`{raw}` is not a message id"))
+    })?;
+    match engine.store.find_message(id).await? {
+        Some(m) if m.conversation_id == doc.record.id => Ok(m.seq),
+        _ => Err(ApiError::message_not_found()),
+    }
+}
+
+fn parse_cursor(c: &str) -> Result<Anchor, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_cursor",
+            "the cursor is not one this server gave out",
+        )
+    };
+    let (dir, n) = c.split_at_checked(1).ok_or_else(bad)?;
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    match dir {
+        "b" => Ok(Anchor::Before(n)),
+        "a" => Ok(Anchor::After(n)),
+        _ => Err(bad()),
+    }
+}
+
+/// One page of a conversation's history, newest first. `viewer` hides what that user deleted
+/// for themself; operators pass `None` and see everything.
+pub async fn history_page(
+    engine: &EngineRef,
+    doc: &ConversationDoc,
+    q: &[(String, String)],
+    viewer: Option<&ExternalId>,
+) -> Result<serde_json::Value, ApiError> {
+    let limit = limit_param(q, 30, 100)?;
+    let anchor = match (param(q, "cursor"), param(q, "before"), param(q, "after")) {
+        (Some(c), _, _) => parse_cursor(c)?,
+        (None, Some(b), _) => Anchor::Before(seq_of(engine, doc, b).await?),
+        (None, None, Some(a)) => Anchor::After(seq_of(engine, doc, a).await?),
+        (None, None, None) => Anchor::Newest,
+    };
+    let store = &engine.store;
+    let id = doc.record.id;
+    // Pages toward older messages scan newest first; pages toward newer ones scan oldest first
+    // (the messages right after the anchor) and are turned around, so every page reads newest first.
+    let (mut items, forward) = match anchor {
+        Anchor::Newest => (
+            store
+                .list_messages(id, SeqRange::default(), limit + 1, true)
+                .await?,
+            false,
+        ),
+        Anchor::Before(s) => (
+            store
+                .list_messages(
+                    id,
+                    SeqRange {
+                        after: None,
+                        before: Some(s),
+                    },
+                    limit + 1,
+                    true,
+                )
+                .await?,
+            false,
+        ),
+        Anchor::After(s) => (
+            store
+                .list_messages(
+                    id,
+                    SeqRange {
+                        after: Some(s),
+                        before: None,
+                    },
+                    limit + 1,
+                    false,
+                )
+                .await?,
+            true,
+        ),
+    };
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = match (more, forward) {
+        (false, _) => None,
+        (true, false) => items.last().map(|m| format!("b{}", m.seq)),
+        (true, true) => items.last().map(|m| format!("a{}", m.seq)),
+    };
+    if forward {
+        items.reverse();
+    }
+    let mut views = Vec::with_capacity(items.len());
+    for m in &items {
+        if let Some(v) = viewer {
+            if store.is_hidden(v, m.id).await? {
+                continue;
+            }
+        }
+        let status = doc
+            .record
+            .side_of(&m.sender_id)
+            .map_or(crate::domain::message::Status::Sent, |s| {
+                doc.state.status_of(s, m.seq)
+            });
+        views.push(m.view(status));
+    }
+    Ok(serde_json::json!({"items": views, "next_cursor": next_cursor}))
+}
+
+async fn list(
+    id: String,
+    p: Principal,
+    q: Vec<(String, String)>,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
+        let page = history_page(&engine, &doc, &q, Some(&p.user_id)).await?;
+        Ok(json(StatusCode::OK, &page))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn send(
+    id: String,
+    p: Principal,
+    body: SendBody,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
+        if !body.attachment_ids.is_empty() {
+            return Err(ApiError::unprocessable(
+                "attachments_unsupported",
+                "attachments are not supported by this server yet",
+            ));
+        }
+        check_client_msg_id(&body.client_msg_id)?;
+        spend_budget(&engine, &p.user_id)?;
+        let outcome = engine
+            .registry
+            .ask(&engine, doc.record.id, |reply| {
+                ConversationMsg::Send(SendRequest {
+                    sender: p.user_id.clone(),
+                    sender_name: p.name.clone(),
+                    text: body.text.unwrap_or_default(),
+                    client_msg_id: body.client_msg_id,
+                    origin: None,
+                    reply,
+                })
+            })
+            .await?;
+        let status = if outcome.duplicate {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        Ok(json(status, &outcome.message))
+    }
+    .await
+    .map_err(reject)
+}

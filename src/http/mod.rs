@@ -1,0 +1,67 @@
+//! HTTP: the public API (`/api/v1`, `/ws`) and the admin API, each a warp filter tree ending in
+//! the one `recover` that writes the contract's error body.
+
+pub mod admin;
+pub mod conversations;
+pub mod dev;
+pub mod messages;
+pub mod reply;
+pub mod services;
+
+use tokio::sync::watch;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::engine::EngineRef;
+use crate::storage::StoreHealth;
+use reply::{json, with_engine};
+
+/// `GET /healthz` (alive) and `GET /readyz` (store reachable): no token, on both listeners.
+fn health(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| json(StatusCode::OK, &serde_json::json!({"status": "ok"})));
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
+        .and(with_engine(engine))
+        .then(|engine: EngineRef| async move {
+            let store = engine.store.health().await;
+            let status = if store == StoreHealth::Down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+            json(status, &serde_json::json!({"status": if store == StoreHealth::Down { "unavailable" } else { "ready" }, "store": store}))
+        });
+    healthz.or(readyz).unify()
+}
+
+/// Everything on the public listener.
+pub fn public(
+    engine: EngineRef,
+    shutdown: watch::Receiver<bool>,
+) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
+    health(engine.clone())
+        .or(crate::gateway::routes(engine.clone(), shutdown))
+        .unify()
+        .or(conversations::routes(engine.clone()))
+        .unify()
+        .or(messages::routes(engine.clone()))
+        .unify()
+        .or(services::public_routes(engine.clone()))
+        .unify()
+        .or(dev::routes(engine))
+        .unify()
+        .recover(reply::recover)
+        .unify()
+}
+
+/// Everything on the admin listener.
+pub fn admin(
+    engine: EngineRef,
+) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
+    health(engine.clone())
+        .or(services::admin_routes(engine.clone()))
+        .unify()
+        .or(admin::routes(engine))
+        .unify()
+        .recover(reply::recover)
+        .unify()
+}

@@ -1,0 +1,175 @@
+//! The pieces every route shares: who is calling, reading a JSON body, writing a JSON answer,
+//! and the one `recover` that turns every rejection into the contract's error body.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::auth::bearer;
+use crate::domain::user::{ExternalId, Principal};
+use crate::domain::Id;
+use crate::engine::EngineRef;
+use crate::error::{ApiError, ErrorKind};
+
+pub fn with_engine(
+    engine: EngineRef,
+) -> impl Filter<Extract = (EngineRef,), Error = Infallible> + Clone {
+    warp::any().map(move || engine.clone())
+}
+
+pub fn reject(e: ApiError) -> Rejection {
+    warp::reject::custom(e)
+}
+
+/// The bearer token of the request, if any.
+pub fn bearer_token() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    warp::header::optional::<String>("authorization")
+        .or(warp::any().map(|| None))
+        .unify()
+        .map(|h: Option<String>| h.as_deref().and_then(bearer).map(str::to_string))
+}
+
+/// The caller, from `Authorization: Bearer <jwt>`.
+pub fn principal(
+    engine: EngineRef,
+) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
+    bearer_token().and_then(move |token: Option<String>| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .auth
+                .verify(token.as_deref().unwrap_or_default())
+                .map_err(|e| reject(e.into()))
+        }
+    })
+}
+
+/// A JSON body of type `T`: broken JSON is 400, the wrong shape 422, too large 413. An empty body
+/// reads as `{}`, so bodies whose fields are all optional may be left out.
+pub fn json_body<T: DeserializeOwned + Send>(
+    limit: u64,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(limit)
+        .and(warp::body::bytes())
+        .and_then(|b: Bytes| async move {
+            let b: &[u8] = if b.iter().all(u8::is_ascii_whitespace) {
+                b"{}"
+            } else {
+                &b
+            };
+            serde_json::from_slice::<T>(b).map_err(|e| reject(ApiError::from_json(&e)))
+        })
+}
+
+/// Query parameters as pairs, with a clear error for a malformed query string.
+pub fn query_pairs() -> impl Filter<Extract = (Vec<(String, String)>,), Error = Rejection> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|q: String| async move {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(&q).map_err(|_| {
+                reject(ApiError::bad_request(
+                    "invalid_query",
+                    "the query string is malformed",
+                ))
+            })
+        })
+}
+
+pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `limit`: the default when absent, clamped to `max`, at least 1.
+pub fn limit_param(
+    pairs: &[(String, String)],
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match param(pairs, "limit") {
+        None => Ok(default),
+        Some(v) => v.parse::<usize>().map(|n| n.clamp(1, max)).map_err(|_| {
+            ApiError::bad_request("invalid_query", "limit must be a positive integer")
+        }),
+    }
+}
+
+/// A conversation id from the path. One that cannot even be parsed cannot exist.
+pub fn conversation_id(raw: &str) -> Result<Id, ApiError> {
+    raw.parse().map_err(|_| ApiError::conversation_not_found())
+}
+
+pub fn external_id(raw: &str) -> Result<ExternalId, ApiError> {
+    ExternalId::parse(raw).map_err(|m| ApiError::bad_request("invalid_id", m))
+}
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    let mut res = warp::reply::with_status(warp::reply::json(value), status).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub fn error_response(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = json(status, &e.body());
+    if let Some(secs) = e.retry_after {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    if e.kind == ErrorKind::Unauthorized {
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    res
+}
+
+/// Every rejection, ours or warp's, as the contract's error body.
+pub async fn recover(r: Rejection) -> Result<Response, Infallible> {
+    let e = if let Some(e) = r.find::<ApiError>() {
+        e.clone()
+    } else if r.is_not_found() {
+        ApiError::not_found("not_found", "no such route")
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            "payload_too_large",
+            "the request body is too large",
+        )
+    } else if r.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "unsupported_media_type",
+            "unsupported content type",
+        )
+    } else if r.find::<warp::reject::LengthRequired>().is_some() {
+        ApiError::bad_request("length_required", "a Content-Length header is required")
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
+    } else if let Some(h) = r.find::<warp::reject::InvalidHeader>() {
+        ApiError::bad_request("invalid_header", format!("invalid header `{}`", h.name()))
+    } else if let Some(h) = r.find::<warp::reject::MissingHeader>() {
+        ApiError::bad_request("missing_header", format!("missing header `{}`", h.name()))
+    } else {
+        tracing::warn!(rejection = ?r, "unhandled rejection");
+        ApiError::bad_request("bad_request", "the request could not be understood")
+    };
+    Ok(error_response(&e))
+}

@@ -1,0 +1,211 @@
+//! The services directory: the contact card for customers, and its upkeep by the marketplace
+//! through the admin API.
+
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::admin::operator;
+use super::reply::{external_id, json, json_body, no_content, principal, reject, with_engine};
+use crate::domain::clock::rfc3339;
+use crate::domain::user::{ExternalId, Principal, Service};
+use crate::engine::EngineRef;
+use crate::error::ApiError;
+
+/// `GET /api/v1/services/{id}/contact`.
+pub fn public_routes(
+    engine: EngineRef,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "services" / String / "contact")
+        .and(warp::get())
+        .and(principal(engine.clone()))
+        .and(with_engine(engine))
+        .and_then(contact)
+}
+
+/// `PUT|GET|DELETE /admin/v1/services/{id}`.
+pub fn admin_routes(
+    engine: EngineRef,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = engine.config.limits.max_body_bytes;
+    let path = warp::path!("admin" / "v1" / "services" / String);
+    let op = operator(engine.clone());
+    let e = with_engine(engine);
+    let put = path
+        .and(warp::put())
+        .and(op.clone())
+        .and(json_body::<ServiceBody>(limit))
+        .and(e.clone())
+        .and_then(put);
+    let get = path
+        .and(warp::get())
+        .and(op.clone())
+        .and(e.clone())
+        .and_then(get);
+    let delete = path.and(warp::delete()).and(op).and(e).and_then(delete);
+    put.or(get).unify().or(delete).unify()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceBody {
+    provider_id: ExternalId,
+    title: String,
+    #[serde(default)]
+    provider_name: Option<String>,
+    #[serde(default)]
+    whatsapp: Option<String>,
+}
+
+/// Digits of a phone number for wa.me, or an error for something that is not one.
+fn whatsapp_digits(raw: &str) -> Result<String, ApiError> {
+    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    let allowed = raw
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    if !allowed || !(7..=15).contains(&digits.len()) {
+        return Err(ApiError::unprocessable(
+            "invalid_whatsapp",
+            "whatsapp must be a phone number of 7 to 15 digits",
+        ));
+    }
+    Ok(digits)
+}
+
+async fn put(
+    id: String,
+    _op: (),
+    body: ServiceBody,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let title = body.title.trim().to_string();
+        if title.is_empty() || title.chars().count() > 200 {
+            return Err(ApiError::unprocessable(
+                "invalid_title",
+                "title must be 1 to 200 characters",
+            ));
+        }
+        let service = Service {
+            id: external_id(&id)?,
+            provider_id: body.provider_id,
+            title,
+            provider_name: body.provider_name.filter(|n| !n.trim().is_empty()),
+            whatsapp: body.whatsapp.as_deref().map(whatsapp_digits).transpose()?,
+        };
+        engine.store.put_service(&service).await?;
+        Ok(json(StatusCode::OK, &service))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn get(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
+    async {
+        let service = engine
+            .store
+            .get_service(&external_id(&id)?)
+            .await?
+            .ok_or_else(|| ApiError::not_found("service_not_found", "service not found"))?;
+        Ok(json(StatusCode::OK, &service))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn delete(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
+    async {
+        if engine.store.delete_service(&external_id(&id)?).await? {
+            Ok(no_content())
+        } else {
+            Err(ApiError::not_found(
+                "service_not_found",
+                "service not found",
+            ))
+        }
+    }
+    .await
+    .map_err(reject)
+}
+
+#[derive(serde::Serialize)]
+struct ContactProvider {
+    id: ExternalId,
+    name: String,
+    online: bool,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    last_seen_at: Option<i64>,
+    typical_response_minutes: Option<u64>,
+}
+
+/// Percent-encodes text for a URL query value.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn contact(id: String, _p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
+    async {
+        let service = engine
+            .store
+            .get_service(&external_id(&id)?)
+            .await?
+            .ok_or_else(|| ApiError::not_found("service_not_found", "service not found"))?;
+        let profile = engine.store.get_user(&service.provider_id).await?;
+        let name = service
+            .provider_name
+            .clone()
+            .or(profile.map(|p| p.name))
+            .unwrap_or_else(|| service.provider_id.to_string());
+        let online = engine.registry.is_online(&service.provider_id);
+        let last_seen_at = if online {
+            None
+        } else {
+            engine.last_seen.get(&service.provider_id).map(|t| *t)
+        };
+        let greeting = format!("Hi! I'm interested in your service \"{}\".", service.title);
+        let whatsapp_url = service
+            .whatsapp
+            .as_ref()
+            .map(|digits| format!("https://wa.me/{digits}?text={}", url_encode(&greeting)));
+        let body = serde_json::json!({
+            "service": {"id": service.id, "title": service.title},
+            "provider": ContactProvider {
+                id: service.provider_id.clone(),
+                name,
+                online,
+                last_seen_at,
+                typical_response_minutes: None,
+            },
+            "whatsapp_url": whatsapp_url,
+            "quick_messages": engine.config.chat.quick_messages,
+        });
+        Ok(json(StatusCode::OK, &body))
+    }
+    .await
+    .map_err(reject)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whatsapp_numbers_are_digits_only() {
+        assert_eq!(whatsapp_digits("+1 (555) 123-4567").unwrap(), "15551234567");
+        assert!(whatsapp_digits("call me").is_err());
+        assert!(whatsapp_digits("123").is_err());
+    }
+
+    #[test]
+    fn url_encoding_of_greetings() {
+        assert_eq!(url_encode("Hi! \"x\" é"), "Hi%21%20%22x%22%20%C3%A9");
+    }
+}

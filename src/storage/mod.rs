@@ -1,0 +1,147 @@
+//! The `Store` trait: everything Switchboard keeps on disk, behind one interface.
+//!
+//! Two backends implement it: the embedded on-disk store (the default, no server needed) and,
+//! later, ScyllaDB. Both must pass the same conformance suite (`tests/storage_conformance.rs`):
+//! that suite is the definition of a store.
+//!
+//! Conversation writes go through [`Store::submit`], which queues the write in order and returns
+//! a future that resolves once it is durable. A conversation actor submits and moves on to its next
+//! message; it releases acknowledgements in `seq` order as those futures complete. That is what
+//! lets one conversation go faster than one fsync per message.
+
+pub mod embedded;
+pub mod keys;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::domain::conversation::{ConversationDoc, Side};
+use crate::domain::message::StoredMessage;
+use crate::domain::user::{ExternalId, Service, UserProfile};
+use crate::domain::Id;
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+    #[error("stored data could not be decoded: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Resolves when a submitted write is durable (on disk, synced), or failed.
+pub type Durable = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'static>>;
+
+/// One change to a conversation, written atomically: its new state, and the message that caused
+/// it (new, or replaced by a tombstone). The store derives its indexes from these.
+#[derive(Debug, Clone)]
+pub struct ConversationWrite {
+    pub doc: ConversationDoc,
+    pub message: Option<StoredMessage>,
+    /// The activity time the participants' conversation lists had before this write, when this
+    /// write moves it, so the old index entries can be removed.
+    pub previous_activity_ms: Option<i64>,
+}
+
+/// Where a list of messages starts and ends, by `seq` (exclusive bounds).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeqRange {
+    pub after: Option<u64>,
+    pub before: Option<u64>,
+}
+
+/// A page of a user's conversations, most recent activity first.
+#[derive(Debug, Clone)]
+pub struct ConversationPage {
+    pub items: Vec<ConversationDoc>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreHealth {
+    Ok,
+    Degraded,
+    Down,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the cursor is not one this server gave out")]
+pub struct BadCursor;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn put_service(&self, service: &Service) -> StoreResult<()>;
+    async fn get_service(&self, id: &ExternalId) -> StoreResult<Option<Service>>;
+    /// Whether there was one to delete.
+    async fn delete_service(&self, id: &ExternalId) -> StoreResult<bool>;
+
+    async fn put_user(&self, user: &UserProfile) -> StoreResult<()>;
+    async fn get_user(&self, id: &ExternalId) -> StoreResult<Option<UserProfile>>;
+
+    /// Creates `doc` unless a conversation for the same (service, provider, customer) exists;
+    /// answers the one that is stored and whether it was created now. Durable when it returns.
+    async fn create_conversation(
+        &self,
+        doc: ConversationDoc,
+    ) -> StoreResult<(ConversationDoc, bool)>;
+    async fn find_conversation(
+        &self,
+        service: &ExternalId,
+        provider: &ExternalId,
+        customer: &ExternalId,
+    ) -> StoreResult<Option<Id>>;
+    async fn get_conversation(&self, id: Id) -> StoreResult<Option<ConversationDoc>>;
+    /// The user's conversations by most recent activity; `archived` filters on the user's own flag.
+    async fn list_conversations(
+        &self,
+        user: &ExternalId,
+        archived: Option<bool>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Result<ConversationPage, BadCursor>>;
+
+    /// Queues a conversation write behind every earlier one and answers when it is durable.
+    /// Writes submitted by one caller are applied in submission order.
+    fn submit(&self, write: ConversationWrite) -> Durable;
+
+    async fn get_message(&self, conversation: Id, seq: u64) -> StoreResult<Option<StoredMessage>>;
+    async fn find_message(&self, id: Id) -> StoreResult<Option<StoredMessage>>;
+    /// Messages in `range`, newest first when `newest_first`, at most `limit`.
+    async fn list_messages(
+        &self,
+        conversation: Id,
+        range: SeqRange,
+        limit: usize,
+        newest_first: bool,
+    ) -> StoreResult<Vec<StoredMessage>>;
+    /// The message a sender already sent with this `client_msg_id`, if any.
+    async fn find_by_client_msg_id(
+        &self,
+        sender: &ExternalId,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<StoredMessage>>;
+    /// Every conversation in which the user has unread messages, with the count.
+    async fn unread_counts(&self, user: &ExternalId) -> StoreResult<Vec<(Id, u64)>>;
+
+    /// Hides a message from one user's history ("delete for me"). Durable when it returns.
+    async fn hide_message(&self, user: &ExternalId, message: Id) -> StoreResult<()>;
+    async fn is_hidden(&self, user: &ExternalId, message: Id) -> StoreResult<bool>;
+
+    async fn health(&self) -> StoreHealth;
+}
+
+/// Which participant's index entries a user owns, for a conversation.
+pub fn participants(doc: &ConversationDoc) -> [(Side, &ExternalId); 2] {
+    [
+        (Side::Customer, &doc.record.customer_id),
+        (Side::Provider, &doc.record.provider_id),
+    ]
+}
