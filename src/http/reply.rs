@@ -54,7 +54,7 @@ pub fn principal(
 pub fn json_body<T: DeserializeOwned + Send>(
     limit: u64,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(limit)
+    body_size_check(limit)
         .and(warp::body::bytes())
         .and_then(|b: Bytes| async move {
             let b: &[u8] = if b.iter().all(u8::is_ascii_whitespace) {
@@ -64,6 +64,29 @@ pub fn json_body<T: DeserializeOwned + Send>(
             };
             serde_json::from_slice::<T>(b).map_err(|e| reject(ApiError::from_json(&e)))
         })
+}
+
+/// Refuses a body over `limit` before reading it. A request with neither Content-Length nor a
+/// chunked body has an empty body (HTTP semantics), which is fine; a chunked body of unknown size
+/// is refused, since its size could not be bounded up front.
+fn body_size_check(limit: u64) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::header::optional::<String>("transfer-encoding"))
+        .and_then(move |len: Option<u64>, te: Option<String>| async move {
+            match (len, te) {
+                (Some(n), _) if n > limit => Err(reject(ApiError::new(
+                    ErrorKind::PayloadTooLarge,
+                    "payload_too_large",
+                    format!("the request body is larger than {limit} bytes"),
+                ))),
+                (None, Some(_)) => Err(reject(ApiError::bad_request(
+                    "length_required",
+                    "send the body with a Content-Length header",
+                ))),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
 }
 
 /// Query parameters as pairs, with a clear error for a malformed query string.

@@ -1,0 +1,314 @@
+//! Starts the real `switchboard` binary on ephemeral ports with a temporary store, and talks to
+//! it over real HTTP and WebSocket.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const ADMIN_TOKEN: &str = "dev-admin-token";
+pub const SECRET: &str = "dev-secret-change-me";
+
+pub struct Server {
+    child: Option<Child>,
+    pub http: String,
+    pub admin: String,
+    pub dir: PathBuf,
+    env: Vec<(String, String)>,
+    _tmp: Option<tempfile::TempDir>,
+    client: reqwest::Client,
+}
+
+fn spawn(dir: &Path, env: &[(String, String)]) -> (Child, String, String) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(format!("{root}/config/local.toml"))
+        .env("SWITCHBOARD_HTTP__ADDR", "127.0.0.1:0")
+        .env("SWITCHBOARD_ADMIN__ADDR", "127.0.0.1:0")
+        .env("SWITCHBOARD_STORE__PATH", dir)
+        .env("SWITCHBOARD_LIMITS__MESSAGES_PER_MINUTE", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("switchboard binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        // Keep draining so the server never blocks on a full pipe.
+        for _ in lines {}
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server prints its listening line within 30 s");
+    let mut http = String::new();
+    let mut admin = String::new();
+    for part in line.split_whitespace() {
+        if let Some(a) = part.strip_prefix("http=") {
+            http = a.to_string();
+        }
+        if let Some(a) = part.strip_prefix("admin=") {
+            admin = a.to_string();
+        }
+    }
+    assert!(
+        !http.is_empty() && !admin.is_empty(),
+        "unexpected first line: {line}"
+    );
+    (child, http, admin)
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with extra `SWITCHBOARD_*` settings.
+    pub async fn start_with(env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, http, admin) = spawn(&dir, &env);
+        Server {
+            child: Some(child),
+            http,
+            admin,
+            dir,
+            env,
+            _tmp: Some(tmp),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL: the process gets no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same store directory (new ports).
+    pub fn restart(&mut self) {
+        self.stop();
+        let (child, http, admin) = spawn(&self.dir, &self.env);
+        self.child = Some(child);
+        self.http = http;
+        self.admin = admin;
+    }
+
+    pub fn restart_after_kill(&mut self) {
+        self.kill9();
+        self.restart();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.http, path)
+    }
+
+    /// Any HTTP call: answers (status, JSON body or Null).
+    pub async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request is answered");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.call(method, &self.url(path), Some(token), body).await
+    }
+
+    pub async fn admin_call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("http://{}{}", self.admin, path);
+        self.call(method, &url, Some(ADMIN_TOKEN), body).await
+    }
+
+    pub async fn token(&self, user: &str, role: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                &self.url("/api/v1/dev/tokens"),
+                None,
+                Some(json!({"user_id": user, "role": role, "name": format!("{user} name")})),
+            )
+            .await;
+        assert_eq!(status, 200, "dev token for {user}: {body}");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn service(&self, service: &str, provider: &str) {
+        let (status, body) = self
+            .admin_call(
+                "PUT",
+                &format!("/admin/v1/services/{service}"),
+                Some(json!({"provider_id": provider, "title": format!("{service} title"), "provider_name": format!("{provider} name")})),
+            )
+            .await;
+        assert_eq!(status, 200, "put service: {body}");
+    }
+
+    /// A service, a customer and its provider with tokens, and a conversation opened with a
+    /// first message. Answers (customer token, provider token, conversation id).
+    pub async fn conversation(&self, tag: &str) -> (String, String, String) {
+        let (svc, customer, provider) = (
+            format!("svc-{tag}"),
+            format!("cust-{tag}"),
+            format!("prov-{tag}"),
+        );
+        self.service(&svc, &provider).await;
+        let c = self.token(&customer, "customer").await;
+        let p = self.token(&provider, "provider").await;
+        let (status, body) = self
+            .api(
+                "POST",
+                "/api/v1/conversations",
+                &c,
+                Some(json!({"service_id": svc, "initial_message": "hello"})),
+            )
+            .await;
+        assert_eq!(status, 201, "create conversation: {body}");
+        let id = body["conversation"]["id"]
+            .as_str()
+            .expect("conversation id")
+            .to_string();
+        (c, p, id)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub ready: Value,
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl Ws {
+    /// Connects with the token in the URL and waits for `ready`.
+    pub async fn connect(server: &Server, token: &str) -> Ws {
+        Self::connect_url(&server.ws_url(&format!("/ws?access_token={token}"))).await
+    }
+
+    pub async fn connect_url(url: &str) -> Ws {
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        let mut ws = Ws {
+            stream,
+            ready: Value::Null,
+        };
+        let ready = ws.next().await;
+        assert_eq!(ready["type"], "ready", "first event must be ready: {ready}");
+        ws.ready = ready;
+        ws
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.stream
+            .send(Message::text(v.to_string()))
+            .await
+            .expect("send frame");
+    }
+
+    /// The next JSON event (skipping pings), or panics after 10 s.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("an event within 10 s")
+                .expect("socket open")
+                .expect("frame");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).expect("JSON event"),
+                Message::Binary(b) => return rmp_serde::from_slice(&b).expect("MessagePack event"),
+                Message::Close(c) => panic!("socket closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Skips events until one of type `kind` arrives.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let ev = self.next().await;
+            if ev["type"] == kind {
+                return ev;
+            }
+        }
+    }
+
+    /// Whether an event of type `kind` arrives within `wait`.
+    #[allow(dead_code)]
+    pub async fn sees_within(&mut self, kind: &str, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.next_of(kind)).await.ok()
+    }
+
+    /// Reads until the server closes the socket; answers the close code.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next()).await {
+                Ok(Some(Ok(Message::Close(Some(f))))) => return Some(f.code.into()),
+                Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => panic!("socket not closed within 10 s"),
+            }
+        }
+    }
+}

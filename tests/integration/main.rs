@@ -1,0 +1,8 @@
+//! Integration tests: each starts the real server binary on ephemeral ports with its own store
+//! and speaks real HTTP and WebSocket to it.
+
+mod bad_input;
+mod durability;
+mod harness;
+mod spine;
+mod websocket;
