@@ -80,6 +80,12 @@ pub enum ConversationMsg {
         archived: bool,
         reply: Reply<Conversation>,
     },
+    /// "Delete for everyone": the sender replaces their message with a tombstone.
+    DeleteForEveryone {
+        user: ExternalId,
+        message: Id,
+        reply: Reply<()>,
+    },
     /// The store finished write number `ticket`.
     WriteDone {
         ticket: u64,
@@ -102,6 +108,7 @@ impl ConversationMsg {
                 reply.fail(e)
             }
             ConversationMsg::SetArchived { reply, .. } => reply.fail(e),
+            ConversationMsg::DeleteForEveryone { reply, .. } => reply.fail(e),
             ConversationMsg::WriteDone { .. }
             | ConversationMsg::TypingExpired { .. }
             | ConversationMsg::IdleCheck => {}
@@ -138,6 +145,10 @@ enum Effect {
     Archived {
         side: Side,
         reply: Reply<Conversation>,
+    },
+    Deleted {
+        message: Id,
+        reply: Reply<()>,
     },
 }
 
@@ -242,6 +253,15 @@ impl Actor for ConversationActor {
                 archived,
                 reply,
             } => state.set_archived(&myself, user, archived, reply),
+            ConversationMsg::DeleteForEveryone {
+                user,
+                message,
+                reply,
+            } => {
+                state
+                    .delete_for_everyone(&myself, user, message, reply)
+                    .await
+            }
             ConversationMsg::WriteDone { ticket, result } => {
                 state.write_done(&myself, ticket, result);
             }
@@ -382,6 +402,7 @@ impl ConversationState {
                 }
                 Effect::Read { reply, .. } => reply.fail(err.clone()),
                 Effect::Archived { reply, .. } => reply.fail(err.clone()),
+                Effect::Deleted { reply, .. } => reply.fail(err.clone()),
                 Effect::Delivered { .. } => {}
             }
         }
@@ -496,6 +517,16 @@ impl ConversationState {
                     up_to_seq: up_to.1,
                 });
                 registry.to_user(self.doc.record.user(side.other()), ev, None);
+            }
+            Effect::Deleted { message, reply } => {
+                let ev = Outgoing::new(ServerEvent::MessageDeleted {
+                    conversation_id: id,
+                    message_id: message,
+                });
+                for side in [Side::Customer, Side::Provider] {
+                    registry.to_user(self.doc.record.user(side), ev.clone(), None);
+                }
+                reply_done(reply);
             }
             Effect::Archived { side, reply } => {
                 let view = self.doc.view(side);
@@ -787,6 +818,50 @@ impl ConversationState {
         self.doc.state.side_mut(side).archived = archived;
         let write = self.write(None, None);
         self.submit(myself, Some(write), Effect::Archived { side, reply });
+    }
+}
+
+impl ConversationState {
+    async fn delete_for_everyone(
+        &mut self,
+        myself: &ActorRef<ConversationMsg>,
+        user: ExternalId,
+        message: Id,
+        reply: Reply<()>,
+    ) {
+        if let Err(e) = self.side_of(&user) {
+            return reply.fail(e);
+        }
+        let mut m = match self.released_message(message).await {
+            Ok(m) => m,
+            Err(_) => return reply.fail(ApiError::message_not_found()),
+        };
+        if m.sender_id != user {
+            return reply.fail(ApiError::forbidden(
+                "not_sender",
+                "only the sender can delete a message for everyone",
+            ));
+        }
+        let window_ms = self.engine.config.chat.delete_for_everyone_secs as i64 * 1000;
+        if m.deleted {
+            return reply_done(reply);
+        }
+        if now_ms() - m.created_at > window_ms {
+            return reply.fail(ApiError::new(
+                crate::error::ErrorKind::Conflict,
+                "delete_window_passed",
+                "messages can be deleted for everyone only within the configured window",
+            ));
+        }
+        m.text.clear();
+        m.attachments.clear();
+        m.message_type = MessageType::System;
+        m.deleted = true;
+        if self.doc.state.last_message_id == Some(m.id) {
+            self.doc.state.preview.clear();
+        }
+        let write = self.write(Some(m), None);
+        self.submit(myself, Some(write), Effect::Deleted { message, reply });
     }
 }
 

@@ -317,9 +317,13 @@ async fn pump<S>(
             }
             ev = events.recv() => {
                 let Some(ev) = ev else { break None };
-                if !write_batch(&mut ws, flavor, ev, &mut events).await {
-                    if handle.was_slow() { Metrics::inc(&engine.metrics.slow_socket_closes); }
-                    break Some(CloseReason { code: close_code::TRY_AGAIN_LATER, reason: "too slow to read events; reconnect and sync".into() });
+                match write_batch(&mut ws, flavor, ev, &mut events, &mut close).await {
+                    Written::All => {}
+                    Written::CloseRequested => break close.borrow().clone(),
+                    Written::Stalled => break Some(CloseReason {
+                        code: close_code::TRY_AGAIN_LATER,
+                        reason: "too slow to read events; reconnect and sync".into(),
+                    }),
                 }
             }
             p = inflight.clone().acquire_owned(), if permit.is_none() => {
@@ -381,6 +385,9 @@ async fn pump<S>(
         }
     };
     let _ = session.send_message(SessionMsg::Detach { socket: socket_id });
+    if handle.was_slow() {
+        Metrics::inc(&engine.metrics.slow_socket_closes);
+    }
     if let Some(reason) = end {
         tracing::debug!(code = reason.code, reason = %reason.reason, "closing socket");
         let _ = timeout(
@@ -392,14 +399,23 @@ async fn pump<S>(
     let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
 }
 
-/// Writes one event and whatever else is queued (up to a batch), then flushes once. `false` when
-/// the client is not taking them.
+enum Written {
+    All,
+    /// The client took nothing for `WRITE_STALL`.
+    Stalled,
+    /// Someone asked to close the socket meanwhile (its queue overflowed, an operator, shutdown).
+    CloseRequested,
+}
+
+/// Writes one event and whatever else is queued (up to a batch), then flushes once. A write that
+/// stalls, or a close requested while it stalls, ends it: the socket is being dropped anyway.
 async fn write_batch<S>(
     ws: &mut WebSocketStream<S>,
     flavor: Flavor,
     first: Arc<Outgoing>,
     events: &mut tokio::sync::mpsc::Receiver<Arc<Outgoing>>,
-) -> bool
+    close: &mut watch::Receiver<Option<CloseReason>>,
+) -> Written
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -417,7 +433,13 @@ where
         }
         ws.flush().await
     };
-    matches!(timeout(WRITE_STALL, work).await, Ok(Ok(())))
+    tokio::select! {
+        r = timeout(WRITE_STALL, work) => match r {
+            Ok(Ok(())) => Written::All,
+            _ => Written::Stalled,
+        },
+        _ = close.changed() => Written::CloseRequested,
+    }
 }
 
 /// At most `per_10s` typing frames per socket in any 10 s window; the rest are dropped quietly.

@@ -7,11 +7,13 @@ use warp::{Filter, Rejection};
 
 use super::conversations::{check_client_msg_id, load_for, spend_budget};
 use super::reply::{
-    conversation_id, json, json_body, limit_param, param, principal, query_pairs, reject,
-    with_engine,
+    conversation_id, json, json_body, limit_param, no_content, param, principal, query_pairs,
+    reject, with_engine,
 };
 use crate::actors::conversation::{ConversationMsg, SendRequest};
+use crate::actors::outbox::Outgoing;
 use crate::domain::conversation::ConversationDoc;
+use crate::domain::events::ServerEvent;
 use crate::domain::user::{ExternalId, Principal};
 use crate::domain::Id;
 use crate::engine::EngineRef;
@@ -21,6 +23,7 @@ use crate::storage::SeqRange;
 pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = engine.config.limits.max_body_bytes;
     let auth = principal(engine.clone());
+    let engine_for_delete = engine.clone();
     let e = with_engine(engine);
     let list = warp::path!("api" / "v1" / "conversations" / String / "messages")
         .and(warp::get())
@@ -34,7 +37,13 @@ pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = R
         .and(json_body::<SendBody>(limit))
         .and(e)
         .and_then(send);
-    list.or(send).unify()
+    let delete = warp::path!("api" / "v1" / "messages" / String)
+        .and(warp::delete())
+        .and(principal(engine_for_delete.clone()))
+        .and(query_pairs())
+        .and(with_engine(engine_for_delete))
+        .and_then(delete);
+    list.or(send).unify().or(delete).unify()
 }
 
 #[derive(Deserialize)]
@@ -175,6 +184,61 @@ async fn list(
         let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
         let page = history_page(&engine, &doc, &q, Some(&p.user_id)).await?;
         Ok(json(StatusCode::OK, &page))
+    }
+    .await
+    .map_err(reject)
+}
+
+/// `DELETE /api/v1/messages/{id}`: hides the message from the caller's history ("delete for
+/// me"), or with `?for=everyone` replaces it with a tombstone for both sides (its sender only,
+/// within `chat.delete_for_everyone_secs`). Either way the caller's devices, or both sides', get
+/// `message_deleted`.
+async fn delete(
+    id: String,
+    p: Principal,
+    q: Vec<(String, String)>,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let message_id: Id = id.parse().map_err(|_| ApiError::message_not_found())?;
+        let m = engine
+            .store
+            .find_message(message_id)
+            .await?
+            .ok_or_else(ApiError::message_not_found)?;
+        // A stranger learns nothing: the same answer as for a message that does not exist.
+        let (doc, _) = load_for(&engine, m.conversation_id, &p.user_id)
+            .await
+            .map_err(|_| ApiError::message_not_found())?;
+        match param(&q, "for") {
+            None | Some("me") => {
+                engine.store.hide_message(&p.user_id, message_id).await?;
+                let ev = Outgoing::new(ServerEvent::MessageDeleted {
+                    conversation_id: doc.record.id,
+                    message_id,
+                });
+                engine.registry.to_user(&p.user_id, ev, None);
+            }
+            Some("everyone") => {
+                engine
+                    .registry
+                    .ask(&engine, doc.record.id, |reply| {
+                        ConversationMsg::DeleteForEveryone {
+                            user: p.user_id.clone(),
+                            message: message_id,
+                            reply,
+                        }
+                    })
+                    .await?;
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "for must be me or everyone",
+                ))
+            }
+        }
+        Ok(no_content())
     }
     .await
     .map_err(reject)

@@ -295,7 +295,6 @@ impl Ws {
     }
 
     /// Whether an event of type `kind` arrives within `wait`.
-    #[allow(dead_code)]
     pub async fn sees_within(&mut self, kind: &str, wait: Duration) -> Option<Value> {
         tokio::time::timeout(wait, self.next_of(kind)).await.ok()
     }

@@ -4,5 +4,6 @@
 mod bad_input;
 mod durability;
 mod harness;
+mod realtime;
 mod spine;
 mod websocket;
