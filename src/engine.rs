@@ -7,13 +7,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use dashmap::DashMap;
-
 use crate::actors::registry::Registry;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::domain::ids::IdGenerator;
-use crate::domain::user::ExternalId;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Store;
@@ -27,8 +24,6 @@ pub struct Engine {
     pub metrics: Metrics,
     pub registry: Registry,
     pub started: Instant,
-    /// When each user was last seen online, for the contact card and `presence` events.
-    pub last_seen: DashMap<ExternalId, i64>,
 }
 
 pub type EngineRef = Arc<Engine>;
@@ -44,7 +39,6 @@ impl Engine {
             metrics: Metrics::default(),
             registry: Registry::default(),
             started: Instant::now(),
-            last_seen: DashMap::new(),
         })
     }
 }

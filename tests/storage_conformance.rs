@@ -355,3 +355,17 @@ async fn everything_survives_reopening() {
         10
     );
 }
+
+#[tokio::test]
+async fn last_seen_is_kept() {
+    for (name, store, _dir) in stores() {
+        assert_eq!(store.last_seen(&ext("u")).await.unwrap(), None, "{name}");
+        store.set_last_seen(&ext("u"), 1_234).await.unwrap();
+        store.set_last_seen(&ext("u"), 5_678).await.unwrap();
+        assert_eq!(
+            store.last_seen(&ext("u")).await.unwrap(),
+            Some(5_678),
+            "{name}"
+        );
+    }
+}

@@ -141,7 +141,9 @@ impl Actor for UserSession {
             SessionMsg::GraceOver { generation } => {
                 if state.sockets.is_empty() && generation == state.generation {
                     let seen = now_ms();
-                    state.engine.last_seen.insert(state.user.clone(), seen);
+                    if let Err(e) = state.engine.store.set_last_seen(&state.user, seen).await {
+                        tracing::warn!(error = %e, "could not record last_seen_at");
+                    }
                     state
                         .engine
                         .registry

@@ -168,7 +168,7 @@ async fn contact(id: String, _p: Principal, engine: EngineRef) -> Result<Respons
         let last_seen_at = if online {
             None
         } else {
-            engine.last_seen.get(&service.provider_id).map(|t| *t)
+            engine.store.last_seen(&service.provider_id).await?
         };
         let greeting = format!("Hi! I'm interested in your service \"{}\".", service.title);
         let whatsapp_url = service

@@ -39,9 +39,10 @@ enum Ks {
     UserConversations,
     Unread,
     Hidden,
+    LastSeen,
 }
 
-const KEYSPACES: [&str; 10] = [
+const KEYSPACES: [&str; 11] = [
     "services",
     "users",
     "conversations",
@@ -52,6 +53,7 @@ const KEYSPACES: [&str; 10] = [
     "user_conversations",
     "unread",
     "hidden",
+    "last_seen",
 ];
 
 enum Op {
@@ -465,6 +467,30 @@ impl Store for EmbeddedStore {
         self.ks(Ks::Hidden)
             .contains_key(keys::user_and_id(user, message))
             .map_err(io)
+    }
+
+    async fn set_last_seen(&self, user: &ExternalId, at_ms: i64) -> StoreResult<()> {
+        self.enqueue(vec![Op::Put(
+            Ks::LastSeen,
+            keys::external(user),
+            at_ms.to_be_bytes().to_vec(),
+        )])
+        .await
+    }
+
+    async fn last_seen(&self, user: &ExternalId) -> StoreResult<Option<i64>> {
+        match self
+            .ks(Ks::LastSeen)
+            .get(keys::external(user))
+            .map_err(io)?
+        {
+            Some(v) => v
+                .as_ref()
+                .try_into()
+                .map(|b| Some(i64::from_be_bytes(b)))
+                .map_err(|_| StoreError::Corrupt("last seen".into())),
+            None => Ok(None),
+        }
     }
 
     async fn health(&self) -> StoreHealth {

@@ -135,6 +135,10 @@ pub trait Store: Send + Sync + 'static {
     async fn hide_message(&self, user: &ExternalId, message: Id) -> StoreResult<()>;
     async fn is_hidden(&self, user: &ExternalId, message: Id) -> StoreResult<bool>;
 
+    /// When the user was last online (their last socket closed and the grace period passed).
+    async fn set_last_seen(&self, user: &ExternalId, at_ms: i64) -> StoreResult<()>;
+    async fn last_seen(&self, user: &ExternalId) -> StoreResult<Option<i64>>;
+
     async fn health(&self) -> StoreHealth;
 }
 

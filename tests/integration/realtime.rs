@@ -251,6 +251,34 @@ async fn presence_waits_out_the_grace_period() {
         .await;
     assert_eq!(card["provider"]["online"], false);
     assert_eq!(card["provider"]["last_seen_at"], off["last_seen_at"]);
+    drop(customer);
+    let mut s = s;
+    s.restart();
+    let (_, card) = s
+        .api("GET", "/api/v1/services/svc-presence/contact", &c, None)
+        .await;
+    assert_eq!(
+        card["provider"]["last_seen_at"], off["last_seen_at"],
+        "last_seen_at survives a restart"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_without_a_token_must_authenticate_in_time() {
+    let s = Server::start_with(&[("SWITCHBOARD_REALTIME__AUTH_TIMEOUT_SECS", "1")]).await;
+    let (stream, _) = tokio_tungstenite::connect_async(s.ws_url("/ws"))
+        .await
+        .unwrap();
+    let mut ws = Ws {
+        stream,
+        ready: Value::Null,
+    };
+    let e = ws.next().await;
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str()),
+        (Some("error"), Some("auth_timeout"))
+    );
+    assert_eq!(ws.close_code().await, Some(1008));
 }
 
 #[tokio::test]
