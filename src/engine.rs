@@ -11,6 +11,8 @@ use crate::actors::registry::Registry;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::domain::ids::IdGenerator;
+use crate::domain::user::ExternalId;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Store;
@@ -27,6 +29,16 @@ pub struct Engine {
 }
 
 pub type EngineRef = Arc<Engine>;
+
+impl Engine {
+    /// Takes one message from the user's budget, shared by HTTP and WebSocket.
+    pub fn spend_message_budget(&self, user: &ExternalId) -> Result<(), ApiError> {
+        self.limiter.check(user).map_err(|retry| {
+            Metrics::inc(&self.metrics.rate_limited);
+            ApiError::rate_limited(retry)
+        })
+    }
+}
 
 impl Engine {
     pub fn new(config: Config, store: Arc<dyn Store>, auth: Authenticator) -> EngineRef {

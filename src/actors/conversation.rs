@@ -545,10 +545,7 @@ impl ConversationState {
     }
 
     fn status_of(&self, m: &StoredMessage) -> Status {
-        match self.doc.record.side_of(&m.sender_id) {
-            Some(side) => self.doc.state.status_of(side, m.seq),
-            None => Status::Sent,
-        }
+        self.doc.status_of(m)
     }
 
     async fn send(&mut self, myself: &ActorRef<ConversationMsg>, req: SendRequest) {

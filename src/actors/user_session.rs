@@ -22,7 +22,6 @@ use crate::domain::user::ExternalId;
 use crate::domain::Id;
 use crate::engine::EngineRef;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 use crate::storage::SeqRange;
 
 /// How many most-recent conversations are told when a user comes online or goes offline.
@@ -225,9 +224,8 @@ impl SessionState {
                 if !client_msg_id_ok(client_msg_id.as_deref()) {
                     return reply.fail(&ApiError::invalid_client_msg_id());
                 }
-                if let Err(retry) = engine.limiter.check(&self.user) {
-                    Metrics::inc(&engine.metrics.rate_limited);
-                    return reply.fail(&ApiError::rate_limited(retry));
+                if let Err(e) = engine.spend_message_budget(&self.user) {
+                    return reply.fail(&e);
                 }
                 let req = SendRequest {
                     sender: self.user.clone(),
@@ -353,12 +351,7 @@ async fn replay(
             break;
         };
         for m in page {
-            let status = doc
-                .record
-                .side_of(&m.sender_id)
-                .map_or(crate::domain::message::Status::Sent, |s| {
-                    doc.state.status_of(s, m.seq)
-                });
+            let status = doc.status_of(&m);
             let ev = Outgoing::new(ServerEvent::ChatMessage {
                 message: m.view(status),
             });

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::rfc3339;
 use super::ids::Id;
-use super::message::Status;
+use super::message::{Status, StoredMessage};
 use super::user::ExternalId;
 
 /// Which participant a user is in a conversation.
@@ -148,6 +148,14 @@ pub struct Conversation {
 }
 
 impl ConversationDoc {
+    /// The status a stored message of this conversation has now.
+    pub fn status_of(&self, m: &StoredMessage) -> Status {
+        match self.record.side_of(&m.sender_id) {
+            Some(side) => self.state.status_of(side, m.seq),
+            None => Status::Sent,
+        }
+    }
+
     pub fn view(&self, side: Side) -> Conversation {
         let r = &self.record;
         let mine = self.state.side(side);

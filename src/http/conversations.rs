@@ -17,7 +17,6 @@ use crate::domain::user::{ExternalId, Principal, Role};
 use crate::domain::Id;
 use crate::engine::EngineRef;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 
 pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = engine.config.limits.max_body_bytes;
@@ -125,14 +124,6 @@ pub fn check_client_msg_id(c: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
-/// Takes one message from the caller's budget (shared with the WebSocket).
-pub fn spend_budget(engine: &EngineRef, user: &ExternalId) -> Result<(), ApiError> {
-    engine.limiter.check(user).map_err(|retry| {
-        Metrics::inc(&engine.metrics.rate_limited);
-        ApiError::rate_limited(retry)
-    })
-}
-
 /// The conversation as `user` sees it, or `conversation_not_found` for anyone else.
 pub async fn load_for(
     engine: &EngineRef,
@@ -202,7 +193,7 @@ async fn create_inner(
         false,
     )?;
     check_client_msg_id(&body.client_msg_id)?;
-    spend_budget(&engine, &p.user_id)?;
+    engine.spend_message_budget(&p.user_id)?;
 
     let existing = engine
         .store

@@ -5,7 +5,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::conversations::{check_client_msg_id, load_for, spend_budget};
+use super::conversations::{check_client_msg_id, load_for};
 use super::reply::{
     conversation_id, json, json_body, limit_param, no_content, param, principal, query_pairs,
     reject, with_engine,
@@ -163,12 +163,7 @@ pub async fn history_page(
                 continue;
             }
         }
-        let status = doc
-            .record
-            .side_of(&m.sender_id)
-            .map_or(crate::domain::message::Status::Sent, |s| {
-                doc.state.status_of(s, m.seq)
-            });
+        let status = doc.status_of(m);
         views.push(m.view(status));
     }
     Ok(serde_json::json!({"items": views, "next_cursor": next_cursor}))
@@ -259,7 +254,7 @@ async fn send(
             ));
         }
         check_client_msg_id(&body.client_msg_id)?;
-        spend_budget(&engine, &p.user_id)?;
+        engine.spend_message_budget(&p.user_id)?;
         let outcome = engine
             .registry
             .ask(&engine, doc.record.id, |reply| {

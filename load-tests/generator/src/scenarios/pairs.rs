@@ -1,0 +1,285 @@
+//! `pairs`: N conversations, each with a customer socket and a provider socket; every customer
+//! sends one message every I ms. Figures: delivered messages/s, lost, errors, seq gaps, and
+//! send→ack and send→receive latency.
+//!
+//! Each message's text is its send time (µs since the run started, on this process's monotonic
+//! clock), so the receiving side computes latency without any shared table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::time::{sleep_until, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::probe::{rss_kib, CpuMeter};
+use crate::report::{round, Latency};
+use crate::setup::{run_id, Pair, Target};
+use crate::socket::{connect, parse};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Conversations (customer/provider pairs).
+    #[arg(long, default_value_t = 100)]
+    pairs: usize,
+    /// Milliseconds between two messages of one customer.
+    #[arg(long, default_value_t = 100)]
+    interval_ms: u64,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 20)]
+    duration_s: u64,
+    /// Seconds of sending before measuring starts.
+    #[arg(long, default_value_t = 3)]
+    warmup_s: u64,
+    /// Seconds to wait for stragglers after sending stops.
+    #[arg(long, default_value_t = 5)]
+    drain_s: u64,
+}
+
+/// When things happen, shared by every task.
+struct Clock {
+    epoch: Instant,
+    measure_from_us: u64,
+    measure_until_us: u64,
+    stop_sending: Instant,
+    deadline: Instant,
+}
+
+impl Clock {
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn measured(&self, sent_us: u64) -> bool {
+        (self.measure_from_us..self.measure_until_us).contains(&sent_us)
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    sent: u64,
+    acked: u64,
+    delivered: u64,
+    errors: u64,
+    gaps: u64,
+    duplicates: u64,
+    ack: Latency,
+    delivery: Latency,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Tally) {
+        self.sent += o.sent;
+        self.acked += o.acked;
+        self.delivered += o.delivered;
+        self.errors += o.errors;
+        self.gaps += o.gaps;
+        self.duplicates += o.duplicates;
+        self.ack.merge(&o.ack);
+        self.delivery.merge(&o.delivery);
+    }
+}
+
+async fn customer(
+    target: Arc<Target>,
+    pair: Pair,
+    n: usize,
+    interval: Duration,
+    clock: Arc<Clock>,
+    run: Arc<String>,
+) -> Tally {
+    let mut t = Tally::default();
+    let mut ws = match connect(&target.ws_url(&pair.customer_token)).await {
+        Ok(ws) => ws,
+        Err(_) => {
+            t.errors += 1;
+            return t;
+        }
+    };
+    // Stagger the customers evenly over one interval so the load is smooth, not in bursts.
+    let offset = interval.mul_f64(pair.index as f64 / n.max(1) as f64);
+    let mut tick = tokio::time::interval_at(clock.epoch + offset, interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut outstanding = 0u64;
+    let mut k = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick(), if Instant::now() < clock.stop_sending => {
+                k += 1;
+                let sent_us = clock.now_us();
+                let frame = format!(
+                    r#"{{"type":"chat_message","conversation_id":"{}","text":"{sent_us}","client_msg_id":"{run}-{}-{k}","ref":"{k}"}}"#,
+                    pair.conversation, pair.index
+                );
+                if ws.send(Message::text(frame)).await.is_err() {
+                    t.errors += 1;
+                    break;
+                }
+                outstanding += 1;
+                if clock.measured(sent_us) {
+                    t.sent += 1;
+                }
+            }
+            msg = ws.next() => {
+                let Some(Ok(msg)) = msg else { t.errors += 1; break };
+                let Some(ev) = parse(&msg) else { continue };
+                match ev.kind {
+                    "ack" => {
+                        outstanding = outstanding.saturating_sub(1);
+                        if let Some(sent_us) = ev.message.and_then(|m| m.text.parse::<u64>().ok()) {
+                            if clock.measured(sent_us) {
+                                t.acked += 1;
+                                t.ack.record_us(clock.now_us().saturating_sub(sent_us));
+                            }
+                        }
+                        if outstanding == 0 && Instant::now() >= clock.stop_sending {
+                            break;
+                        }
+                    }
+                    "error" => t.errors += 1,
+                    _ => {}
+                }
+            }
+            _ = sleep_until(clock.deadline) => break,
+        }
+    }
+    let _ = ws.close(None).await;
+    t
+}
+
+async fn provider(target: Arc<Target>, pair: Pair, clock: Arc<Clock>) -> Tally {
+    let mut t = Tally::default();
+    let mut ws = match connect(&target.ws_url(&pair.provider_token)).await {
+        Ok(ws) => ws,
+        Err(_) => {
+            t.errors += 1;
+            return t;
+        }
+    };
+    let mut last_seq = 0u64;
+    loop {
+        tokio::select! {
+            msg = ws.next() => {
+                let Some(Ok(msg)) = msg else { t.errors += 1; break };
+                let Some(ev) = parse(&msg) else { continue };
+                match (ev.kind, ev.message) {
+                    ("chat_message", Some(m)) => {
+                        if last_seq != 0 {
+                            if m.seq <= last_seq {
+                                t.duplicates += 1;
+                            } else if m.seq != last_seq + 1 {
+                                t.gaps += m.seq - last_seq - 1;
+                            }
+                        }
+                        last_seq = last_seq.max(m.seq);
+                        if let Ok(sent_us) = m.text.parse::<u64>() {
+                            if clock.measured(sent_us) {
+                                t.delivered += 1;
+                                t.delivery.record_us(clock.now_us().saturating_sub(sent_us));
+                            }
+                        }
+                    }
+                    ("error", _) => t.errors += 1,
+                    _ => {}
+                }
+            }
+            _ = sleep_until(clock.deadline) => break,
+        }
+    }
+    let _ = ws.close(None).await;
+    t
+}
+
+pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
+    let run = Arc::new(run_id());
+    eprintln!("pairs: setting up {} conversations…", a.pairs);
+    let pairs = target.pairs(&run, a.pairs).await?;
+    let target = Arc::new(Target::new(
+        &target.http,
+        &target.admin,
+        &target.admin_token,
+        target.server_pid,
+    ));
+    let interval = Duration::from_millis(a.interval_ms.max(1));
+    let epoch = Instant::now() + Duration::from_secs(2); // time to connect every socket
+    let clock = Arc::new(Clock {
+        epoch,
+        measure_from_us: a.warmup_s * 1_000_000,
+        measure_until_us: (a.warmup_s + a.duration_s) * 1_000_000,
+        stop_sending: epoch + Duration::from_secs(a.warmup_s + a.duration_s),
+        deadline: epoch + Duration::from_secs(a.warmup_s + a.duration_s + a.drain_s),
+    });
+    let mut tasks = Vec::with_capacity(pairs.len() * 2);
+    for p in &pairs {
+        tasks.push(tokio::spawn(provider(
+            target.clone(),
+            p.clone(),
+            clock.clone(),
+        )));
+        tasks.push(tokio::spawn(customer(
+            target.clone(),
+            p.clone(),
+            pairs.len(),
+            interval,
+            clock.clone(),
+            run.clone(),
+        )));
+    }
+    eprintln!(
+        "pairs: {} pairs, one message per {} ms each (offered {:.0} msg/s), {} s warm-up, {} s measured",
+        a.pairs,
+        a.interval_ms,
+        a.pairs as f64 * 1000.0 / a.interval_ms as f64,
+        a.warmup_s,
+        a.duration_s
+    );
+    sleep_until(epoch + Duration::from_secs(a.warmup_s)).await;
+    let server_cpu = CpuMeter::start(target.server_pid);
+    let own_cpu = CpuMeter::start(None);
+    sleep_until(epoch + Duration::from_secs(a.warmup_s + a.duration_s)).await;
+    let (server_cores, own_cores) = (server_cpu.cores(), own_cpu.cores());
+    let server_rss = rss_kib(target.server_pid);
+    let mut total = Tally::default();
+    for task in tasks {
+        if let Ok(t) = task.await {
+            total.add(&t);
+        }
+    }
+    let lost = total.sent.saturating_sub(total.delivered);
+    let per_sec = total.delivered as f64 / a.duration_s.max(1) as f64;
+    eprintln!(
+        "pairs: sent {} acked {} delivered {} lost {} errors {} gaps {} duplicates {}",
+        total.sent, total.acked, total.delivered, lost, total.errors, total.gaps, total.duplicates
+    );
+    eprintln!("pairs: delivered {per_sec:.0} msg/s");
+    eprintln!("pairs: {}", total.ack.line("send→ack"));
+    eprintln!("pairs: {}", total.delivery.line("send→receive"));
+    eprintln!(
+        "pairs: generator CPU {:.2} cores, server CPU {}, server RSS {}",
+        own_cores.unwrap_or(0.0),
+        server_cores.map_or("n/a".into(), |c| format!("{c:.2} cores")),
+        server_rss.map_or("n/a".into(), |r| format!("{:.1} MiB", r as f64 / 1024.0)),
+    );
+    Ok(json!({
+        "scenario": "pairs",
+        "tool": "switchboard-load",
+        "pairs": a.pairs,
+        "interval_ms": a.interval_ms,
+        "offered_per_sec": round(a.pairs as f64 * 1000.0 / a.interval_ms.max(1) as f64),
+        "duration_s": a.duration_s,
+        "sent": total.sent,
+        "acked": total.acked,
+        "delivered": total.delivered,
+        "lost": lost,
+        "errors": total.errors,
+        "gaps": total.gaps,
+        "duplicates": total.duplicates,
+        "delivered_per_sec": round(per_sec),
+        "send_to_ack": total.ack.summary(),
+        "send_to_receive": total.delivery.summary(),
+        "generator_cpu_cores": own_cores.map(round),
+        "server_cpu_cores": server_cores.map(round),
+        "server_rss_mib": server_rss.map(|r| round(r as f64 / 1024.0)),
+    }))
+}
