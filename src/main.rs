@@ -31,6 +31,9 @@ enum Command {
     },
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// EX_USAGE: the configuration cannot run.
 const EXIT_CONFIG: u8 = 64;
 

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use switchboard::domain::conversation::{ConversationDoc, ConversationRecord, ConversationState};
+use switchboard::domain::conversation::{
+    ConversationDoc, ConversationRecord, ConversationState, Side,
+};
 use switchboard::domain::message::{MessageType, StoredMessage};
 use switchboard::domain::user::{ExternalId, Role, Service, UserProfile};
 use switchboard::domain::Id;
@@ -64,7 +66,6 @@ fn message(conv: u64, seq: u64, sender: &str, client: Option<&str>) -> StoredMes
 async fn append(store: &Arc<dyn Store>, d: &mut ConversationDoc, n: u64) {
     let mut waits = Vec::new();
     for _ in 0..n {
-        let prev = d.state.activity_ms;
         let seq = d.state.last_seq + 1;
         let m = message(
             d.record.id.0,
@@ -79,7 +80,7 @@ async fn append(store: &Arc<dyn Store>, d: &mut ConversationDoc, n: u64) {
         waits.push(store.submit(ConversationWrite {
             doc: d.clone(),
             message: Some(m),
-            previous_activity_ms: Some(prev),
+            unread_of: Some(Side::Provider),
         }));
     }
     for w in waits {
@@ -273,7 +274,7 @@ async fn conversation_lists_are_by_activity_with_cursor_and_archive_filter() {
             .submit(ConversationWrite {
                 doc: d,
                 message: None,
-                previous_activity_ms: None,
+                unread_of: None,
             })
             .await
             .unwrap();

@@ -335,15 +335,11 @@ impl ConversationState {
         self.release(myself);
     }
 
-    fn write(
-        &self,
-        message: Option<StoredMessage>,
-        previous_activity_ms: Option<i64>,
-    ) -> ConversationWrite {
+    fn write(&self, message: Option<StoredMessage>, unread_of: Option<Side>) -> ConversationWrite {
         ConversationWrite {
             doc: self.doc.clone(),
             message,
-            previous_activity_ms,
+            unread_of,
         }
     }
 
@@ -620,7 +616,7 @@ impl ConversationState {
             self.in_flight
                 .insert((message.sender_id.clone(), c.clone()), message.clone());
         }
-        let write = self.write(Some(message.clone()), Some(previous_activity));
+        let write = self.write(Some(message.clone()), Some(recipient));
         let effect = Effect::Message {
             announce: was_archived || message.seq == 1,
             message,
@@ -717,7 +713,7 @@ impl ConversationState {
             unread_count: unread,
             last_read_message_id: Some(target_id),
         };
-        let write = self.write(None, None);
+        let write = self.write(None, Some(side));
         let effect = Effect::Read {
             side,
             reply,

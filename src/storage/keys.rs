@@ -50,14 +50,6 @@ pub fn dedupe(sender: &ExternalId, client_msg_id: &str) -> Vec<u8> {
     b
 }
 
-/// user, inverted activity time, conversation: a prefix scan lists the newest first.
-pub fn user_conversation(user: &ExternalId, activity_ms: i64, conversation: Id) -> Vec<u8> {
-    let mut b = external(user);
-    b.extend_from_slice(&(u64::MAX - activity_ms.max(0) as u64).to_be_bytes());
-    b.extend_from_slice(&conversation.0.to_be_bytes());
-    b
-}
-
 /// user, conversation.
 pub fn user_and_id(user: &ExternalId, other: Id) -> Vec<u8> {
     let mut b = external(user);
@@ -76,12 +68,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn newer_activity_sorts_first() {
+    fn trailing_id_reads_the_last_eight_bytes() {
         let u = ExternalId::parse("u").unwrap();
-        let old = user_conversation(&u, 1_000, Id(1));
-        let new = user_conversation(&u, 2_000, Id(2));
-        assert!(new < old);
-        assert_eq!(trailing_id(&new), Some(Id(2)));
+        assert_eq!(trailing_id(&user_and_id(&u, Id(42))), Some(Id(42)));
+        assert_eq!(trailing_id(&[1, 2]), None);
     }
 
     #[test]

@@ -40,14 +40,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub type Durable = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'static>>;
 
 /// One change to a conversation, written atomically: its new state, and the message that caused
-/// it (new, or replaced by a tombstone). The store derives its indexes from these.
+/// it (new, or replaced by a tombstone). The store derives its indexes from these. Indexes are
+/// rewritten only where the change can have moved them, since every index write costs on the
+/// message path (a new message moves both participants' activity; unread moves for one side).
 #[derive(Debug, Clone)]
 pub struct ConversationWrite {
     pub doc: ConversationDoc,
     pub message: Option<StoredMessage>,
-    /// The activity time the participants' conversation lists had before this write, when this
-    /// write moves it, so the old index entries can be removed.
-    pub previous_activity_ms: Option<i64>,
+    /// Whose unread count this write may have changed.
+    pub unread_of: Option<Side>,
 }
 
 /// Where a list of messages starts and ends, by `seq` (exclusive bounds).
