@@ -48,11 +48,26 @@ pub struct Server {
     supervisor_done: JoinHandle<()>,
 }
 
+/// Pending connections the kernel may hold for us (a reconnect storm arrives all at once).
+const BACKLOG: u32 = 4096;
+
+/// Binds a listener whose accepted sockets have Nagle's algorithm off (Linux copies TCP_NODELAY
+/// from the listener): chat frames are small and must go out at once, not wait for an ACK.
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
+    let fail = |e: std::io::Error| StartError::Bind {
         addr,
         reason: e.to_string(),
-    })
+    };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.set_nodelay(true).map_err(fail)?;
+    socket.bind(addr).map_err(fail)?;
+    socket.listen(BACKLOG).map_err(fail)
 }
 
 pub async fn start(config: Config) -> Result<Server, StartError> {
