@@ -32,7 +32,7 @@ enum Command {
 }
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// EX_USAGE: the configuration cannot run.
 const EXIT_CONFIG: u8 = 64;

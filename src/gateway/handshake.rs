@@ -30,7 +30,7 @@ use crate::http::reply::error_response;
 use crate::wire::WireFormat;
 
 /// Read buffer per socket: chat frames are small (see the module doc).
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 /// Write buffer flushed as soon as it holds this much.
 const WRITE_BUFFER: usize = 4 * 1024;
 

@@ -204,6 +204,7 @@ fn commit_loop(db: &Database, spaces: &[Keyspace], rx: mpsc::Receiver<Job>, max_
                 Err(_) => break,
             }
         }
+        let began = std::time::Instant::now();
         let mut batch = db.batch();
         for job in &jobs {
             for op in &job.ops {
@@ -221,6 +222,10 @@ fn commit_loop(db: &Database, spaces: &[Keyspace], rx: mpsc::Receiver<Job>, max_
             .map_err(io);
         if let Err(e) = &result {
             tracing::error!(error = %e, writes = jobs.len(), "group commit failed");
+        }
+        let took = began.elapsed();
+        if took > std::time::Duration::from_millis(100) {
+            tracing::warn!(writes = jobs.len(), took_ms = took.as_millis() as u64, "slow group commit");
         }
         for job in jobs.drain(..) {
             let _ = job.done.send(result.clone());
