@@ -27,6 +27,39 @@ pub struct Registry {
     supervisor: OnceLock<ActorCell>,
 }
 
+/// The actor registered under `key`, or a new one spawned and registered while the map entry is
+/// held. The spawn does not wait for `pre_start`; if that fails, the actor is forgotten again.
+fn find_or_spawn<K, A>(
+    map: &DashMap<K, ActorRef<A::Msg>>,
+    key: K,
+    engine: &EngineRef,
+    handler: A,
+    args: A::Arguments,
+    supervisor: ActorCell,
+) -> Result<ActorRef<A::Msg>, ApiError>
+where
+    K: std::hash::Hash + Eq,
+    A: ractor::Actor,
+{
+    Ok(match map.entry(key) {
+        Entry::Occupied(o) => o.get().clone(),
+        Entry::Vacant(v) => {
+            let (actor, started) =
+                ractor::ActorRuntime::<A>::spawn_linked_instant(None, handler, args, supervisor)
+                    .map_err(spawn_failed)?;
+            v.insert(actor.clone());
+            let engine = engine.clone();
+            let actor_id = actor.get_id();
+            tokio::spawn(async move {
+                if !matches!(started.await, Ok(Ok(_))) {
+                    engine.registry.forget_actor(actor_id);
+                }
+            });
+            actor
+        }
+    })
+}
+
 fn spawn_failed(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "actor could not be started");
     ApiError::unavailable("the server could not start a worker for this request; retry")
@@ -66,28 +99,14 @@ impl Registry {
             return Err(ApiError::conversation_not_found());
         }
         let supervisor = self.supervisor()?;
-        let actor = match self.conversations.entry(id) {
-            Entry::Occupied(o) => o.get().clone(),
-            Entry::Vacant(v) => {
-                let (actor, started) =
-                    ractor::ActorRuntime::<ConversationActor>::spawn_linked_instant(
-                        None,
-                        ConversationActor,
-                        (engine.clone(), id),
-                        supervisor,
-                    )
-                    .map_err(spawn_failed)?;
-                v.insert(actor.clone());
-                let engine = engine.clone();
-                let actor_id = actor.get_id();
-                tokio::spawn(async move {
-                    if !matches!(started.await, Ok(Ok(_))) {
-                        engine.registry.forget_actor(actor_id);
-                    }
-                });
-                actor
-            }
-        };
+        let actor = find_or_spawn(
+            &self.conversations,
+            id,
+            engine,
+            ConversationActor,
+            (engine.clone(), id),
+            supervisor,
+        )?;
         Ok(actor)
     }
 
@@ -158,27 +177,14 @@ impl Registry {
         user: &ExternalId,
     ) -> Result<ActorRef<SessionMsg>, ApiError> {
         let supervisor = self.supervisor()?;
-        Ok(match self.sessions.entry(user.clone()) {
-            Entry::Occupied(o) => o.get().clone(),
-            Entry::Vacant(v) => {
-                let (actor, started) = ractor::ActorRuntime::<UserSession>::spawn_linked_instant(
-                    None,
-                    UserSession,
-                    (engine.clone(), user.clone()),
-                    supervisor,
-                )
-                .map_err(spawn_failed)?;
-                v.insert(actor.clone());
-                let engine = engine.clone();
-                let actor_id = actor.get_id();
-                tokio::spawn(async move {
-                    if !matches!(started.await, Ok(Ok(_))) {
-                        engine.registry.forget_actor(actor_id);
-                    }
-                });
-                actor
-            }
-        })
+        find_or_spawn(
+            &self.sessions,
+            user.clone(),
+            engine,
+            UserSession,
+            (engine.clone(), user.clone()),
+            supervisor,
+        )
     }
 
     pub fn forget_session(&self, user: &ExternalId, actor: ActorId) {

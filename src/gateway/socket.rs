@@ -344,7 +344,11 @@ async fn pump<S>(
                     }
                     Some(Ok(m)) => m,
                 };
-                if let WsMessage::Close(_) = msg { break None; }
+                if let WsMessage::Close(_) = msg {
+                    // tungstenite has queued the closing handshake's reply; send it.
+                    let _ = timeout(Duration::from_secs(1), ws.flush()).await;
+                    break None;
+                }
                 let Some(decoded) = decode(flavor, &msg) else { continue };
                 Metrics::inc(&engine.metrics.frames_in);
                 let frame = match decoded {

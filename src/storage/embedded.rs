@@ -225,7 +225,11 @@ fn commit_loop(db: &Database, spaces: &[Keyspace], rx: mpsc::Receiver<Job>, max_
         }
         let took = began.elapsed();
         if took > std::time::Duration::from_millis(100) {
-            tracing::warn!(writes = jobs.len(), took_ms = took.as_millis() as u64, "slow group commit");
+            tracing::warn!(
+                writes = jobs.len(),
+                took_ms = took.as_millis() as u64,
+                "slow group commit"
+            );
         }
         for job in jobs.drain(..) {
             let _ = job.done.send(result.clone());
