@@ -32,6 +32,9 @@ use crate::storage::{ConversationWrite, SeqRange, StoreResult};
 /// How long a `client_msg_id` identifies a message: a retry within this window gets the original.
 const DEDUPE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// Messages read per page when counting unread messages after a partial mark-read.
+const COUNT_PAGE: usize = 1024;
+
 pub struct ConversationActor;
 
 /// A message to send, from HTTP or a socket.
@@ -647,17 +650,23 @@ impl ConversationState {
         }
         let who = self.doc.record.user(from);
         let mut count = 0u64;
-        if after_seq < self.released_seq {
+        // Page through the durable part, so a long unread backlog is counted in bounded memory.
+        let mut cursor = after_seq;
+        while cursor < self.released_seq {
             let range = SeqRange {
-                after: Some(after_seq),
+                after: Some(cursor),
                 before: Some(self.released_seq + 1),
             };
-            let durable = self
+            let page = self
                 .engine
                 .store
-                .list_messages(self.id(), range, usize::MAX, false)
+                .list_messages(self.id(), range, COUNT_PAGE, false)
                 .await?;
-            count += durable.iter().filter(|m| &m.sender_id == who).count() as u64;
+            let Some(last) = page.last().map(|m| m.seq) else {
+                break;
+            };
+            count += page.iter().filter(|m| &m.sender_id == who).count() as u64;
+            cursor = last;
         }
         count += self
             .pending
