@@ -1,4 +1,5 @@
-//! One task per socket: authenticate, attach to the user's session, then pump frames both ways.
+//! A socket's life: authenticate, attach to the user's session, then pump frames both ways in a
+//! task of its own for as long as the socket is open.
 //!
 //! Reading is throttled by a per-socket budget of frames in flight (`limits.socket_inflight`):
 //! when a client has that many frames unanswered, the task stops reading until answers go out, and
@@ -229,9 +230,9 @@ pub async fn run<S>(
     principal: Option<Principal>,
     shutdown: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let _gauge = ConnectionGauge::new(&engine);
+    let gauge = ConnectionGauge::new(&engine);
     let principal = match principal {
         Some(p) => p,
         None => match authenticate(&mut ws, &engine, flavor).await {
@@ -254,9 +255,9 @@ pub async fn run<S>(
     }
     let socket_id = engine.ids.next_id();
     let span = tracing::info_span!("socket", user_id = %principal.user_id, socket_id = %socket_id);
-    pump(ws, engine, flavor, principal, socket_id, shutdown)
-        .instrument(span)
-        .await;
+    // The pump gets a task of its own: this one (upgrade, authentication) is ~3 KiB larger than
+    // the pump, and would hold that for as long as the socket is open.
+    tokio::spawn(pump(ws, engine, flavor, principal, socket_id, shutdown, gauge).instrument(span));
 }
 
 async fn pump<S>(
@@ -266,8 +267,9 @@ async fn pump<S>(
     principal: Principal,
     socket_id: Id,
     mut shutdown: watch::Receiver<bool>,
+    _gauge: ConnectionGauge,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &engine.config.limits;
     let (handle, inbox) =
