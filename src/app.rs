@@ -82,11 +82,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         bound(&admin, config.admin.addr),
     );
 
-    let store: Arc<dyn Store> = EmbeddedStore::open(&config.store.path, config.store.max_batch)
-        .map_err(|e| StartError::Store {
-            path: config.store.path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+    let store: Arc<dyn Store> = EmbeddedStore::open(
+        &config.store.path,
+        config.store.max_batch,
+        config.store.background_threads,
+    )
+    .map_err(|e| StartError::Store {
+        path: config.store.path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     if config.auth.dev_tokens {
         tracing::warn!("DEV TOKENS ARE ON: POST /api/v1/dev/tokens lets anyone act as any user. Never enable auth.dev_tokens in production.");
     }

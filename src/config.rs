@@ -76,6 +76,8 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Most writes the embedded store's committer folds into one fsync.
     pub max_batch: usize,
+    /// Threads the embedded store uses to flush and compact in the background.
+    pub background_threads: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +149,7 @@ impl Default for Config {
                 kind: StoreKind::Embedded,
                 path: PathBuf::from("data"),
                 max_batch: 4096,
+                background_threads: 1,
             },
             limits: LimitsConfig {
                 messages_per_minute: 10,
@@ -233,6 +236,9 @@ impl Config {
         if self.store.max_batch == 0 {
             return bad("store.max_batch must be at least 1");
         }
+        if self.store.background_threads == 0 {
+            return bad("store.background_threads must be at least 1");
+        }
         if self.limits.max_frame_bytes < 1024 {
             return bad("limits.max_frame_bytes must be at least 1024");
         }
@@ -259,6 +265,20 @@ mod tests {
     fn defaults_need_a_secret() {
         let err = Config::default().validate().unwrap_err();
         assert!(err.to_string().contains("jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn store_sizes_must_be_positive() {
+        let mut c = Config::default();
+        c.auth.jwt_secret = "x".into();
+        c.validate().unwrap();
+        c.store.background_threads = 0;
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("background_threads"), "{err}");
+        c.store.background_threads = 1;
+        c.store.max_batch = 0;
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("max_batch"), "{err}");
     }
 
     #[test]

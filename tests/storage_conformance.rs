@@ -20,7 +20,7 @@ fn ext(s: &str) -> ExternalId {
 /// Every store under test, each in a fresh keyspace/directory.
 fn stores() -> Vec<(String, Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = EmbeddedStore::open(dir.path(), 256).unwrap();
+    let embedded = EmbeddedStore::open(dir.path(), 256, 1).unwrap();
     if std::env::var("SCYLLA_URI").is_ok() {
         eprintln!("SCYLLA_URI is set, but this build has no ScyllaDB store yet: only the embedded store is tested");
     }
@@ -324,14 +324,14 @@ async fn hidden_messages_are_per_user() {
 async fn everything_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store: Arc<dyn Store> = EmbeddedStore::open(dir.path(), 64).unwrap();
+        let store: Arc<dyn Store> = EmbeddedStore::open(dir.path(), 64, 1).unwrap();
         let (mut d, _) = store.create_conversation(doc(3, "zed", 1)).await.unwrap();
         append(&store, &mut d, 10).await;
     }
     // The committer thread exits once the store is dropped; give it a moment to release the lock.
     let mut reopened = None;
     for _ in 0..50 {
-        match EmbeddedStore::open(dir.path(), 64) {
+        match EmbeddedStore::open(dir.path(), 64, 1) {
             Ok(s) => {
                 reopened = Some(s);
                 break;

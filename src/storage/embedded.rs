@@ -98,11 +98,18 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
 
 impl EmbeddedStore {
     /// Opens (or creates) the store in `path` and starts its committer thread.
-    pub fn open(path: &Path, max_batch: usize) -> StoreResult<Arc<Self>> {
+    pub fn open(
+        path: &Path,
+        max_batch: usize,
+        background_threads: usize,
+    ) -> StoreResult<Arc<Self>> {
         std::fs::create_dir_all(path).map_err(io)?;
         // Memory: fjall's default 64 MiB memtable per keyspace let the busy keyspaces hold
         // hundreds of MiB (350 MiB RSS in the pairs benchmark, 135 MiB with 8 MiB memtables).
+        // Background threads: fjall's default (one per core, up to 4) lets a flush and a
+        // compaction take both cores of a small machine at once, and the committer's p99 with it.
         let db = Database::builder(path)
+            .worker_threads(background_threads.max(1))
             .manual_journal_persist(true)
             .open()
             .map_err(io)?;
