@@ -2,8 +2,11 @@
 //! sends one message every I ms. Figures: delivered messages/s, lost, errors, seq gaps, and
 //! send→ack and send→receive latency.
 //!
-//! Each message's text is its send time (µs since the run started, on this process's monotonic
-//! clock), so the receiving side computes latency without any shared table.
+//! Each message's text is its *scheduled* send time (µs since the run started, on this process's
+//! monotonic clock), so the receiving side computes latency without any shared table. Latency is
+//! counted from the schedule, not from when the frame actually left: a generator that falls
+//! behind its schedule (a busy core, a slow `send`) then shows up in the figures instead of
+//! hiding the wait (coordinated omission). How far behind it fell is reported as `send lag`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +54,10 @@ impl Clock {
         self.epoch.elapsed().as_micros() as u64
     }
 
+    fn us_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_micros() as u64
+    }
+
     fn measured(&self, sent_us: u64) -> bool {
         (self.measure_from_us..self.measure_until_us).contains(&sent_us)
     }
@@ -66,6 +73,8 @@ struct Tally {
     duplicates: u64,
     ack: Latency,
     delivery: Latency,
+    /// How late the generator sent each frame after its scheduled time.
+    lag: Latency,
 }
 
 impl Tally {
@@ -78,6 +87,7 @@ impl Tally {
         self.duplicates += o.duplicates;
         self.ack.merge(&o.ack);
         self.delivery.merge(&o.delivery);
+        self.lag.merge(&o.lag);
     }
 }
 
@@ -97,17 +107,18 @@ async fn customer(
             return t;
         }
     };
-    // Stagger the customers evenly over one interval so the load is smooth, not in bursts.
+    // Stagger the customers evenly over one interval so the load is smooth, not in bursts. Ticks
+    // keep to an absolute schedule (missed ones are sent at once), so the offered rate is exact.
     let offset = interval.mul_f64(pair.index as f64 / n.max(1) as f64);
     let mut tick = tokio::time::interval_at(clock.epoch + offset, interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut outstanding = 0u64;
     let mut k = 0u64;
     loop {
         tokio::select! {
-            _ = tick.tick(), if Instant::now() < clock.stop_sending => {
+            scheduled = tick.tick(), if Instant::now() < clock.stop_sending => {
                 k += 1;
-                let sent_us = clock.now_us();
+                let sent_us = clock.us_at(scheduled);
                 let frame = format!(
                     r#"{{"type":"chat_message","conversation_id":"{}","text":"{sent_us}","client_msg_id":"{run}-{}-{k}","ref":"{k}"}}"#,
                     pair.conversation, pair.index
@@ -119,6 +130,7 @@ async fn customer(
                 outstanding += 1;
                 if clock.measured(sent_us) {
                     t.sent += 1;
+                    t.lag.record_us(clock.now_us().saturating_sub(sent_us));
                 }
             }
             msg = ws.next() => {
@@ -256,6 +268,10 @@ pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
     eprintln!("pairs: {}", total.ack.line("send→ack"));
     eprintln!("pairs: {}", total.delivery.line("send→receive"));
     eprintln!(
+        "pairs: {}",
+        total.lag.line("send lag (generator behind schedule)")
+    );
+    eprintln!(
         "pairs: generator CPU {:.2} cores, server CPU {}, server RSS {}",
         own_cores.unwrap_or(0.0),
         server_cores.map_or("n/a".into(), |c| format!("{c:.2} cores")),
@@ -278,6 +294,7 @@ pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
         "delivered_per_sec": round(per_sec),
         "send_to_ack": total.ack.summary(),
         "send_to_receive": total.delivery.summary(),
+        "send_lag": total.lag.summary(),
         "generator_cpu_cores": own_cores.map(round),
         "server_cpu_cores": server_cores.map(round),
         "server_rss_mib": server_rss.map(|r| round(r as f64 / 1024.0)),
