@@ -8,8 +8,9 @@
 #   load-tests/run.sh reconnect-storm --clients 500 --messages 20            # Rust generator
 #   load-tests/run.sh k6:pairs.js -e PAIRS=200 -e INTERVAL_MS=200           # a k6 script
 #
-# Environment: HTTP_ADDR (127.0.0.1:18080), ADMIN_ADDR (127.0.0.1:19090), and any
-# SWITCHBOARD_* setting, passed through to the server.
+# Environment: HTTP_ADDR (127.0.0.1:18080), ADMIN_ADDR (127.0.0.1:19090), SERVER_BIN (the
+# server binary, default target/release/switchboard: point it at a saved copy to compare two
+# builds in one sitting), and any SWITCHBOARD_* setting, passed through to the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +24,9 @@ case "$HTTP_ADDR$ADMIN_ADDR" in
 esac
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-cargo build --release --workspace --quiet
+# SERVER_BIN names a build to measure as it is: then nothing is rebuilt, so a comparison is not
+# disturbed by a compile of whatever the working tree holds.
+if [ -z "${SERVER_BIN:-}" ]; then cargo build --release --workspace --quiet; fi
 
 data=$(mktemp -d)
 log="$data/server.log"
@@ -41,7 +44,7 @@ SWITCHBOARD_HTTP__ADDR="$HTTP_ADDR" \
 SWITCHBOARD_ADMIN__ADDR="$ADMIN_ADDR" \
 SWITCHBOARD_LIMITS__MESSAGES_PER_MINUTE="${SWITCHBOARD_LIMITS__MESSAGES_PER_MINUTE:-0}" \
 RUST_LOG="${RUST_LOG:-warn}" \
-  target/release/switchboard serve --config config/local.toml >"$log" 2>&1 &
+  "${SERVER_BIN:-target/release/switchboard}" serve --config config/local.toml >"$log" 2>&1 &
 server_pid=$!
 
 for _ in $(seq 1 100); do

@@ -11,7 +11,7 @@ use switchboard::domain::message::{MessageType, StoredMessage};
 use switchboard::domain::user::{ExternalId, Role, Service, UserProfile};
 use switchboard::domain::Id;
 use switchboard::storage::embedded::EmbeddedStore;
-use switchboard::storage::{ConversationWrite, SeqRange, Store};
+use switchboard::storage::{ConversationWrite, SeqRange, Store, StoreResult};
 
 fn ext(s: &str) -> ExternalId {
     ExternalId::parse(s).unwrap()
@@ -62,6 +62,21 @@ fn message(conv: u64, seq: u64, sender: &str, client: Option<&str>) -> StoredMes
     }
 }
 
+/// Submits a write and returns what its callback is called with, to be awaited later.
+fn submit(
+    store: &Arc<dyn Store>,
+    write: ConversationWrite,
+) -> tokio::sync::oneshot::Receiver<StoreResult<()>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.submit(
+        write,
+        Box::new(move |result| {
+            let _ = tx.send(result);
+        }),
+    );
+    rx
+}
+
 /// Appends messages 1..=n from the customer through `submit`, as a conversation actor would.
 async fn append(store: &Arc<dyn Store>, d: &mut ConversationDoc, n: u64) {
     let mut waits = Vec::new();
@@ -77,14 +92,17 @@ async fn append(store: &Arc<dyn Store>, d: &mut ConversationDoc, n: u64) {
         d.state.last_message_id = Some(m.id);
         d.state.activity_ms = m.created_at + d.record.id.0 as i64;
         d.state.provider.unread += 1;
-        waits.push(store.submit(ConversationWrite {
-            doc: d.clone(),
-            message: Some(m),
-            unread_of: Some(Side::Provider),
-        }));
+        waits.push(submit(
+            store,
+            ConversationWrite {
+                doc: d.clone(),
+                message: Some(m),
+                unread_of: Some(Side::Provider),
+            },
+        ));
     }
     for w in waits {
-        w.await.unwrap();
+        w.await.expect("the store calls back once").unwrap();
     }
 }
 
@@ -270,14 +288,17 @@ async fn conversation_lists_are_by_activity_with_cursor_and_archive_filter() {
 
         let mut d = store.get_conversation(Id(12)).await.unwrap().unwrap();
         d.state.provider.archived = true;
-        store
-            .submit(ConversationWrite {
+        submit(
+            &store,
+            ConversationWrite {
                 doc: d,
                 message: None,
                 unread_of: None,
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .expect("the store calls back once")
+        .unwrap();
         let live = store
             .list_conversations(&ext("prov"), Some(false), None, 10)
             .await

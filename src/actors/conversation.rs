@@ -320,12 +320,13 @@ impl ConversationState {
         self.next_ticket += 1;
         let result = match write {
             Some(write) => {
-                let durable = self.engine.store.submit(write);
                 let me = myself.clone();
-                tokio::spawn(async move {
-                    let result = durable.await;
-                    let _ = me.send_message(ConversationMsg::WriteDone { ticket, result });
-                });
+                self.engine.store.submit(
+                    write,
+                    Box::new(move |result| {
+                        let _ = me.send_message(ConversationMsg::WriteDone { ticket, result });
+                    }),
+                );
                 None
             }
             None => Some(Ok(())),
@@ -443,14 +444,8 @@ impl ConversationState {
                     }
                     Reply::Socket(s) => s.ack(view),
                 }
-                registry.to_user(&recipient_id, event.clone(), None);
+                registry.new_message_to(&recipient_id, event.clone(), id, recipient_unread);
                 registry.to_user(&sender_id, event, origin);
-                if let Some(s) = registry.session(&recipient_id) {
-                    let _ = s.send_message(SessionMsg::Unread {
-                        conversation: id,
-                        count: recipient_unread,
-                    });
-                }
                 if announce {
                     let ev = Outgoing::new(ServerEvent::Conversation {
                         conversation: self.doc.view(recipient),

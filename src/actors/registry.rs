@@ -205,6 +205,24 @@ impl Registry {
         }
     }
 
+    /// Sends a new message to every socket of its recipient, with their new unread count for the
+    /// conversation.
+    pub fn new_message_to(
+        &self,
+        user: &ExternalId,
+        event: Arc<Outgoing>,
+        conversation: Id,
+        unread: u64,
+    ) {
+        if let Some(s) = self.session(user) {
+            let _ = s.send_message(SessionMsg::NewMessage {
+                event,
+                conversation,
+                unread,
+            });
+        }
+    }
+
     /// Every running session, for shutdown.
     pub fn all_sessions(&self) -> Vec<ActorRef<SessionMsg>> {
         self.sessions.iter().map(|e| e.value().clone()).collect()

@@ -50,6 +50,14 @@ pub enum SessionMsg {
         conversation: Id,
         count: u64,
     },
+    /// A new message for its recipient together with their new unread count for its
+    /// conversation: one hop instead of two, and both events land in each socket's queue back
+    /// to back, so they usually leave in one write (one `send` syscall, one wake-up of the client).
+    NewMessage {
+        event: Arc<Outgoing>,
+        conversation: Id,
+        unread: u64,
+    },
     Inbound {
         socket: Id,
         frame: ClientFrame,
@@ -162,19 +170,22 @@ impl Actor for UserSession {
                 conversation,
                 count,
             } => {
-                if count == 0 {
-                    state.unread.remove(&conversation);
-                } else {
-                    state.unread.insert(conversation, count);
-                }
-                let total = state.unread.values().sum();
-                let ev = Outgoing::new(ServerEvent::Unread {
-                    conversation_id: conversation,
-                    unread_count: count,
-                    total_unread: total,
-                });
+                let ev = state.set_unread(conversation, count);
                 for s in &state.sockets {
                     s.push(ev.clone());
+                }
+            }
+            SessionMsg::NewMessage {
+                event,
+                conversation,
+                unread,
+            } => {
+                let ev = state.set_unread(conversation, unread);
+                for s in &state.sockets {
+                    // A socket that overflowed on the message is closed; its `unread` can go.
+                    if s.push(event.clone()) {
+                        s.push(ev.clone());
+                    }
                 }
             }
             SessionMsg::Disconnect { code, reason } => {
@@ -201,6 +212,21 @@ impl Actor for UserSession {
 }
 
 impl SessionState {
+    /// Records the user's unread count for one conversation and makes the `unread` event that
+    /// tells their devices, with the new total.
+    fn set_unread(&mut self, conversation: Id, count: u64) -> Arc<Outgoing> {
+        if count == 0 {
+            self.unread.remove(&conversation);
+        } else {
+            self.unread.insert(conversation, count);
+        }
+        Outgoing::new(ServerEvent::Unread {
+            conversation_id: conversation,
+            unread_count: count,
+            total_unread: self.unread.values().sum(),
+        })
+    }
+
     async fn inbound(
         &mut self,
         socket: SocketHandle,

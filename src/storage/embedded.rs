@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, Mutex};
 
 use super::keys;
 use super::{
-    participants, BadCursor, ConversationPage, ConversationWrite, Durable, SeqRange, Store,
+    participants, BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store,
     StoreError, StoreHealth, StoreResult,
 };
 use crate::domain::conversation::ConversationDoc;
@@ -63,7 +63,7 @@ enum Op {
 
 struct Job {
     ops: Vec<Op>,
-    done: oneshot::Sender<StoreResult<()>>,
+    done: OnDurable,
 }
 
 /// Largest memtable of one keyspace before it is flushed to disk.
@@ -151,14 +151,24 @@ impl EmbeddedStore {
         }
     }
 
-    /// Queues operations for the committer; the future resolves when they are synced.
-    fn enqueue(&self, ops: Vec<Op>) -> Durable {
-        let (done, rx) = oneshot::channel();
-        let sent = self.queue.send(Job { ops, done });
-        Box::pin(async move {
-            sent.map_err(|_| StoreError::Closed)?;
-            rx.await.map_err(|_| StoreError::Closed)?
-        })
+    /// Queues operations for the committer, which calls `done` once they are synced. A store
+    /// whose committer is gone answers `Closed` at once.
+    fn enqueue_with(&self, ops: Vec<Op>, done: OnDurable) {
+        if let Err(mpsc::SendError(job)) = self.queue.send(Job { ops, done }) {
+            (job.done)(Err(StoreError::Closed));
+        }
+    }
+
+    /// Queues operations for the committer and waits until they are synced.
+    async fn enqueue(&self, ops: Vec<Op>) -> StoreResult<()> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue_with(
+            ops,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     fn conversation_ops(&self, w: &ConversationWrite) -> Vec<Op> {
@@ -239,7 +249,7 @@ fn commit_loop(db: &Database, spaces: &[Keyspace], rx: mpsc::Receiver<Job>, max_
             );
         }
         for job in jobs.drain(..) {
-            let _ = job.done.send(result.clone());
+            (job.done)(result.clone());
         }
     }
 }
@@ -381,9 +391,9 @@ impl Store for EmbeddedStore {
         Ok(Ok(ConversationPage { items, next_cursor }))
     }
 
-    fn submit(&self, write: ConversationWrite) -> Durable {
+    fn submit(&self, write: ConversationWrite, on_durable: OnDurable) {
         let ops = self.conversation_ops(&write);
-        self.enqueue(ops)
+        self.enqueue_with(ops, on_durable);
     }
 
     async fn get_message(&self, conversation: Id, seq: u64) -> StoreResult<Option<StoredMessage>> {

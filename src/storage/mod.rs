@@ -4,16 +4,13 @@
 //! later, ScyllaDB. Both must pass the same conformance suite (`tests/storage_conformance.rs`):
 //! that suite is the definition of a store.
 //!
-//! Conversation writes go through [`Store::submit`], which queues the write in order and returns
-//! a future that resolves once it is durable. A conversation actor submits and moves on to its next
-//! message; it releases acknowledgements in `seq` order as those futures complete. That is what
-//! lets one conversation go faster than one fsync per message.
+//! Conversation writes go through [`Store::submit`], which queues the write in order and calls
+//! back once it is durable. A conversation actor submits and moves on to its next message; the
+//! callback casts the result to the actor, which releases acknowledgements in `seq` order. That is
+//! what lets one conversation go faster than one fsync per message.
 
 pub mod embedded;
 pub mod keys;
-
-use std::future::Future;
-use std::pin::Pin;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -36,8 +33,13 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Resolves when a submitted write is durable (on disk, synced), or failed.
-pub type Durable = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'static>>;
+/// Called once with the outcome of a submitted write: durable (on disk, synced), or failed.
+///
+/// A callback rather than a future so the write's completion goes straight to whoever waits for
+/// it, with no task per write in between. It may run on a store's own thread (the embedded
+/// store's committer): it must be quick and must not block; casting a message to an actor is the
+/// intended use.
+pub type OnDurable = Box<dyn FnOnce(StoreResult<()>) + Send + 'static>;
 
 /// One change to a conversation, written atomically: its new state, and the message that caused
 /// it (new, or replaced by a tombstone). The store derives its indexes from these. Indexes are
@@ -109,9 +111,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Result<ConversationPage, BadCursor>>;
 
-    /// Queues a conversation write behind every earlier one and answers when it is durable.
-    /// Writes submitted by one caller are applied in submission order.
-    fn submit(&self, write: ConversationWrite) -> Durable;
+    /// Queues a conversation write behind every earlier one and calls `on_durable` when it is
+    /// durable or has failed. Writes submitted by one caller are applied in submission order.
+    fn submit(&self, write: ConversationWrite, on_durable: OnDurable);
 
     async fn get_message(&self, conversation: Id, seq: u64) -> StoreResult<Option<StoredMessage>>;
     async fn find_message(&self, id: Id) -> StoreResult<Option<StoredMessage>>;

@@ -112,6 +112,48 @@ async fn sync_and_frames_for_foreign_or_bad_targets_are_errors() {
 }
 
 #[tokio::test]
+async fn each_new_message_is_followed_by_the_recipients_new_unread_count() {
+    let s = Server::start().await;
+    let (c, p, id) = s.conversation("msgunread").await;
+    let mut provider = Ws::connect(&s, &p).await;
+    let mut customer = Ws::connect(&s, &c).await;
+    for i in 0..5 {
+        customer.send(json!({"type": "chat_message", "conversation_id": id, "text": format!("n{i}"), "client_msg_id": format!("mu{i}")})).await;
+    }
+    // The conversation was opened with one message, so message seq n leaves n unread.
+    let mut seen = Vec::new();
+    while seen.len() < 10 {
+        let ev = provider.next().await;
+        match ev["type"].as_str() {
+            Some("chat_message") => seen.push(("chat_message", ev["message"]["seq"].as_u64())),
+            Some("unread") => {
+                assert_eq!(ev["conversation_id"], id.as_str());
+                seen.push(("unread", ev["unread_count"].as_u64()));
+                assert_eq!(ev["total_unread"], ev["unread_count"], "one conversation");
+            }
+            _ => {}
+        }
+    }
+    let expected: Vec<_> = (2..=6)
+        .flat_map(|n| [("chat_message", Some(n)), ("unread", Some(n))])
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "every chat_message comes with the recipient's new unread count right after it"
+    );
+    // The sender's own socket gets acks, never its own message or an unread count.
+    let mut acks = 0;
+    while acks < 5 {
+        let ev = customer.next().await;
+        match ev["type"].as_str() {
+            Some("ack") => acks += 1,
+            Some(t @ ("chat_message" | "unread")) => panic!("sender got {t}: {ev}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
 async fn unread_counts_stay_exact_across_devices_reads_and_restart() {
     let mut s = Server::start().await;
     let (c, p, id) = s.conversation("unread").await;
