@@ -8,7 +8,7 @@ import { WebSocket } from 'k6/experimental/websockets';
 import { setTimeout } from 'k6/timers';
 import exec from 'k6/execution';
 import { Counter, Trend } from 'k6/metrics';
-import { BASE_URL, devTokens, registerServices, runId, wsUrl } from './lib/setup.js';
+import { BASE_URL, tokens, registerServices, runId, wsUrl } from './lib/setup.js';
 
 const CUSTOMERS = parseInt(__ENV.CUSTOMERS || '200', 10);
 const WAIT_S = parseInt(__ENV.WAIT_S || '20', 10);
@@ -36,8 +36,8 @@ export function setup() {
   const service = `${run}-svc`;
   const provider = `${run}-prov`;
   registerServices([{ id: service, provider }]);
-  const [providerToken] = devTokens([{ id: provider, role: 'provider' }]);
-  const customers = devTokens([...Array(CUSTOMERS).keys()].map((i) => ({ id: `${run}-c${i}`, role: 'customer' })));
+  const [providerToken] = tokens([{ id: provider, role: 'provider' }]);
+  const customers = tokens([...Array(CUSTOMERS).keys()].map((i) => ({ id: `${run}-c${i}`, role: 'customer' })));
   return { run, service, providerToken, customers };
 }
 
@@ -64,7 +64,9 @@ export function dashboard(data) {
 }
 
 export function customer(data) {
-  const i = exec.vu.idInTest - 2; // VU 1 is the dashboard
+  // The customer's number within its own scenario: VU ids are shared with the dashboard's
+  // scenario, and which VU the dashboard gets is not fixed.
+  const i = exec.scenario.iterationInTest;
   const token = data.customers[i];
   const t = Date.now();
   const res = http.post(`${BASE_URL}/api/v1/conversations`,
@@ -72,5 +74,8 @@ export function customer(data) {
     { headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` } });
   createLatency.add(Date.now() - t);
   if (res.status === 201) created.add(1);
-  else httpErrors.add(1);
+  else {
+    httpErrors.add(1);
+    console.error(`customer ${i}: HTTP ${res.status} ${res.body}`);
+  }
 }
