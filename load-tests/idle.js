@@ -6,7 +6,7 @@ import { WebSocket } from 'k6/experimental/websockets';
 import { setTimeout } from 'k6/timers';
 import exec from 'k6/execution';
 import { Counter } from 'k6/metrics';
-import { devTokens, runId, wsUrl } from './lib/setup.js';
+import { tokens, runId, wsUrl } from './lib/setup.js';
 
 const SOCKETS = parseInt(__ENV.SOCKETS || '1000', 10);
 const HOLD_S = parseInt(__ENV.HOLD_S || '60', 10);
@@ -25,7 +25,7 @@ export const options = {
 
 export function setup() {
   const run = runId();
-  return { tokens: devTokens([...Array(SOCKETS).keys()].map((i) => ({ id: `${run}-u${i}`, role: 'customer' }))) };
+  return { tokens: tokens([...Array(SOCKETS).keys()].map((i) => ({ id: `${run}-u${i}`, role: 'customer' }))) };
 }
 
 export default function (data) {

@@ -8,7 +8,8 @@
 #   load-tests/run.sh reconnect-storm --clients 500 --messages 20            # Rust generator
 #   load-tests/run.sh k6:pairs.js -e PAIRS=200 -e INTERVAL_MS=200           # a k6 script
 #
-# Environment: HTTP_ADDR (127.0.0.1:18080), ADMIN_ADDR (127.0.0.1:19090), SERVER_BIN (the
+# Environment: HTTP_ADDR (127.0.0.1:18080), ADMIN_ADDR (127.0.0.1:19090), JWT_SECRET (sign HS256
+# tokens with it and run the server with that secret and dev tokens off), SERVER_BIN (the
 # server binary, default target/release/switchboard: point it at a saved copy to compare two
 # builds in one sitting), and any SWITCHBOARD_* setting, passed through to the server.
 set -euo pipefail
@@ -39,6 +40,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# JWT_SECRET: the load signs its own HS256 tokens with it, as the marketplace backend would; the
+# server gets the same secret and runs with dev tokens off. Unset: dev tokens, as local.toml has.
+if [ -n "${JWT_SECRET:-}" ]; then
+  export SWITCHBOARD_AUTH__JWT_SECRET="$JWT_SECRET" SWITCHBOARD_AUTH__DEV_TOKENS=false
+fi
+
 SWITCHBOARD_STORE__PATH="$data/store" \
 SWITCHBOARD_HTTP__ADDR="$HTTP_ADDR" \
 SWITCHBOARD_ADMIN__ADDR="$ADMIN_ADDR" \
@@ -65,6 +72,7 @@ case "$scenario" in
     tool="k6 $(k6 version 2>/dev/null | head -1 | awk '{print $2}')"
     set +e
     k6 run --quiet -e BASE_URL="http://$HTTP_ADDR" -e ADMIN_URL="http://$ADMIN_ADDR" \
+      -e JWT_SECRET="${JWT_SECRET:-}" \
       --summary-export "$data/summary.json" "$@" "$script" 2>&1 | tee "$out"
     status=${PIPESTATUS[0]}
     set -e

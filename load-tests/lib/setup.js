@@ -1,10 +1,18 @@
-// Shared setup for the k6 scenarios: services in the directory, dev tokens, conversations.
-// Everything goes through the server's real HTTP API (dev tokens must be on: config/local.toml).
+// Shared setup for the k6 scenarios: services in the directory, tokens, conversations.
+// Everything goes through the server's real HTTP API. Tokens: with JWT_SECRET set (the server's
+// auth.jwt_secret, HS256), they are signed here, as the marketplace backend would sign them, and
+// the server needs no dev tokens; without it, they come from POST /api/v1/dev/tokens
+// (config/local.toml turns that on).
 import http from 'k6/http';
+import { hmac } from 'k6/crypto';
+import encoding from 'k6/encoding';
 
 export const BASE_URL = __ENV.BASE_URL || 'http://127.0.0.1:8080';
 export const ADMIN_URL = __ENV.ADMIN_URL || 'http://127.0.0.1:9090';
 export const ADMIN_TOKEN = __ENV.ADMIN_TOKEN || 'dev-admin-token';
+const JWT_SECRET = __ENV.JWT_SECRET || '';
+/** Lifetime of tokens signed here: long enough for any bounded load run. */
+const TOKEN_TTL_S = 6 * 3600;
 const WS_BASE = BASE_URL.replace(/^http/, 'ws');
 
 export function wsUrl(token) {
@@ -42,7 +50,19 @@ export function registerServices(services) {
     .forEach((r) => check200(r, 'register service'));
 }
 
-export function devTokens(users) {
+/** An HS256 JWT with the claims Switchboard reads (`sub`, `role`, `name`, `exp`). */
+export function signToken(secret, user) {
+  const b64 = (obj) => encoding.b64encode(JSON.stringify(obj), 'rawurl');
+  const claims = { sub: user.id, role: user.role, name: user.id, exp: Math.floor(Date.now() / 1000) + TOKEN_TTL_S };
+  const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${unsigned}.${hmac('sha256', secret, unsigned, 'base64rawurl')}`;
+}
+
+/** A token per user: signed here with JWT_SECRET, else dev tokens from the server. */
+export function tokens(users) {
+  if (JWT_SECRET) {
+    return users.map((u) => signToken(JWT_SECRET, u));
+  }
   return batched(users.map((u) => ['POST', `${BASE_URL}/api/v1/dev/tokens`,
     JSON.stringify({ user_id: u.id, role: u.role, name: u.id }), json]))
     .map((r) => check200(r, 'dev token').token);
@@ -64,8 +84,8 @@ export function sendHttp(token, conversation, text, clientMsgId) {
 export function setupPairs(n, run) {
   const idx = [...Array(n).keys()];
   registerServices(idx.map((i) => ({ id: `${run}-s${i}`, provider: `${run}-p${i}` })));
-  const customers = devTokens(idx.map((i) => ({ id: `${run}-c${i}`, role: 'customer' })));
-  const providers = devTokens(idx.map((i) => ({ id: `${run}-p${i}`, role: 'provider' })));
+  const customers = tokens(idx.map((i) => ({ id: `${run}-c${i}`, role: 'customer' })));
+  const providers = tokens(idx.map((i) => ({ id: `${run}-p${i}`, role: 'provider' })));
   const convs = openConversations(idx.map((i) => ({ token: customers[i], service: `${run}-s${i}`, text: 'hello', clientMsgId: `${run}-open-${i}` })));
   return idx.map((i) => ({
     customer: customers[i],

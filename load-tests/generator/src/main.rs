@@ -26,6 +26,10 @@ struct Cli {
     admin: String,
     #[arg(long, default_value = "dev-admin-token", global = true)]
     admin_token: String,
+    /// The server's HS256 secret (`auth.jwt_secret`): sign tokens here instead of asking the
+    /// server for dev tokens, so the server can run with dev tokens off.
+    #[arg(long, env = "JWT_SECRET", global = true)]
+    jwt_secret: Option<String>,
     /// The server's process id, to sample its CPU and memory from /proc.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
@@ -64,7 +68,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let target = setup::Target::new(&cli.http, &cli.admin, &cli.admin_token, cli.server_pid);
+    let target = setup::Target::new(
+        &cli.http,
+        &cli.admin,
+        &cli.admin_token,
+        cli.server_pid,
+        cli.jwt_secret.filter(|s| !s.is_empty()),
+    );
     let outcome = runtime.block_on(async move {
         match cli.scenario {
             Scenario::Pairs(a) => scenarios::pairs::run(&target, a).await,

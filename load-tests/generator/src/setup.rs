@@ -12,13 +12,20 @@ pub fn is_loopback(host: &str) -> bool {
         .unwrap_or(false)
 }
 
+#[derive(Clone)]
 pub struct Target {
     pub http: String,
     pub admin: String,
     pub admin_token: String,
     pub server_pid: Option<u32>,
+    /// The server's HS256 secret: tokens are then signed here, as the marketplace backend would
+    /// sign them, and the server needs no dev tokens.
+    pub jwt_secret: Option<String>,
     pub client: reqwest::Client,
 }
+
+/// Lifetime of tokens signed here: long enough for any bounded load run.
+const TOKEN_TTL_S: u64 = 6 * 3600;
 
 /// Concurrent setup requests.
 const SETUP_CONCURRENCY: usize = 64;
@@ -33,12 +40,19 @@ pub struct Pair {
 }
 
 impl Target {
-    pub fn new(http: &str, admin: &str, admin_token: &str, server_pid: Option<u32>) -> Self {
+    pub fn new(
+        http: &str,
+        admin: &str,
+        admin_token: &str,
+        server_pid: Option<u32>,
+        jwt_secret: Option<String>,
+    ) -> Self {
         Target {
             http: http.to_string(),
             admin: admin.to_string(),
             admin_token: admin_token.to_string(),
             server_pid,
+            jwt_secret,
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(SETUP_CONCURRENCY)
                 .build()
@@ -69,7 +83,12 @@ impl Target {
         self.json(req, "register service").await.map(|_| ())
     }
 
+    /// A token for `user`: signed here with the server's secret if we have it, else a dev
+    /// token from the server.
     pub async fn token(&self, user: &str, role: &str) -> Result<String, String> {
+        if let Some(secret) = &self.jwt_secret {
+            return sign(secret, user, role);
+        }
         let req = self
             .client
             .post(format!("http://{}/api/v1/dev/tokens", self.http))
@@ -178,13 +197,54 @@ pub fn run_id() -> String {
     format!("r{}", ms % 100_000_000)
 }
 
+/// An HS256 JWT with the claims Switchboard reads (`sub`, `role`, `name`, `exp`).
+fn sign(secret: &str, user: &str, role: &str) -> Result<String, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| format!("clock: {e}"))?
+        .as_secs();
+    let claims = json!({"sub": user, "role": role, "name": user, "exp": now + TOKEN_TTL_S});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| format!("signing a token: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn only_loopback_is_a_target() {
-        assert!(super::is_loopback("127.0.0.1:8080"));
-        assert!(super::is_loopback("[::1]:8080"));
-        assert!(!super::is_loopback("10.0.0.1:8080"));
-        assert!(!super::is_loopback("192.168.1.1:80"));
+        assert!(is_loopback("127.0.0.1:8080"));
+        assert!(is_loopback("[::1]:8080"));
+        assert!(!is_loopback("10.0.0.1:8080"));
+        assert!(!is_loopback("192.168.1.1:80"));
+    }
+
+    #[test]
+    fn signed_tokens_carry_the_claims_the_server_reads() {
+        let token = sign("s3cret", "cust-1", "customer").unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp"]);
+        let data = jsonwebtoken::decode::<Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_secret(b"s3cret"),
+            &validation,
+        )
+        .unwrap();
+        assert_eq!(data.claims["sub"], "cust-1");
+        assert_eq!(data.claims["role"], "customer");
+        let other = jsonwebtoken::decode::<Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_secret(b"other"),
+            &validation,
+        );
+        assert!(
+            other.is_err(),
+            "a token must not verify with another secret"
+        );
     }
 }

@@ -207,12 +207,7 @@ pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
     let run = Arc::new(run_id());
     eprintln!("pairs: setting up {} conversations…", a.pairs);
     let pairs = target.pairs(&run, a.pairs).await?;
-    let target = Arc::new(Target::new(
-        &target.http,
-        &target.admin,
-        &target.admin_token,
-        target.server_pid,
-    ));
+    let target = Arc::new(target.clone());
     let interval = Duration::from_millis(a.interval_ms.max(1));
     let epoch = Instant::now() + Duration::from_secs(2); // time to connect every socket
     let clock = Arc::new(Clock {
