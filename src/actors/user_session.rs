@@ -212,8 +212,9 @@ impl Actor for UserSession {
 }
 
 impl SessionState {
-    /// Records the user's unread count for one conversation and makes the `unread` event that
-    /// tells their devices, with the new total.
+    /// Records the user's unread count for one conversation and makes the `unread` event for
+    /// their devices. Counts are absolute and the total is summed here, because only this actor
+    /// sees every conversation of the user: clients replace their badge, never add to it.
     fn set_unread(&mut self, conversation: Id, count: u64) -> Arc<Outgoing> {
         if count == 0 {
             self.unread.remove(&conversation);

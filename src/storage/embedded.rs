@@ -61,9 +61,55 @@ enum Op {
     Delete(Ks, Vec<u8>),
 }
 
+/// A write waiting for the committer, with whoever waits for it.
+///
+/// Its callback is called exactly once: with the commit's outcome, or with `Closed` if the job
+/// is dropped unfinished (the committer thread died, or the store is gone). Without that, a
+/// conversation actor would wait forever for a write nobody will answer.
 struct Job {
     ops: Vec<Op>,
-    done: OnDurable,
+    done: Option<OnDurable>,
+}
+
+impl Job {
+    fn new(ops: Vec<Op>, done: OnDurable) -> Self {
+        Job {
+            ops,
+            done: Some(done),
+        }
+    }
+
+    fn finish(mut self, result: StoreResult<()>) {
+        if let Some(done) = self.done.take() {
+            call_back(done, result);
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            call_back(done, Err(StoreError::Closed));
+        }
+    }
+}
+
+/// Runs a write's callback on the committer thread; one that panics must not take the committer
+/// (and every other writer's answer) down with it.
+fn call_back(done: OnDurable, result: StoreResult<()>) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(result))).is_err() {
+        tracing::error!("a store write callback panicked");
+    }
+}
+
+/// Clears the committer's liveness flag however its thread ends, a panic included, so `health`
+/// reports the store down.
+struct ClearOnExit(Arc<AtomicBool>);
+
+impl Drop for ClearOnExit {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// Largest memtable of one keyspace before it is flushed to disk.
@@ -123,12 +169,12 @@ impl EmbeddedStore {
         {
             let db = db.clone();
             let spaces = spaces.clone();
-            let alive = alive.clone();
+            let alive = ClearOnExit(alive.clone());
             std::thread::Builder::new()
                 .name("store-committer".into())
                 .spawn(move || {
+                    let _alive = alive;
                     commit_loop(&db, &spaces, rx, max_batch.max(1));
-                    alive.store(false, Ordering::Release);
                 })
                 .map_err(io)?;
         }
@@ -152,11 +198,9 @@ impl EmbeddedStore {
     }
 
     /// Queues operations for the committer, which calls `done` once they are synced. A store
-    /// whose committer is gone answers `Closed` at once.
+    /// whose committer is gone answers `Closed` at once (the refused job is dropped unfinished).
     fn enqueue_with(&self, ops: Vec<Op>, done: OnDurable) {
-        if let Err(mpsc::SendError(job)) = self.queue.send(Job { ops, done }) {
-            (job.done)(Err(StoreError::Closed));
-        }
+        let _ = self.queue.send(Job::new(ops, done));
     }
 
     /// Queues operations for the committer and waits until they are synced.
@@ -249,7 +293,7 @@ fn commit_loop(db: &Database, spaces: &[Keyspace], rx: mpsc::Receiver<Job>, max_
             );
         }
         for job in jobs.drain(..) {
-            (job.done)(result.clone());
+            job.finish(result.clone());
         }
     }
 }
@@ -527,4 +571,67 @@ impl Store for EmbeddedStore {
 fn parse_cursor(c: &str) -> Option<(i64, Id)> {
     let (at, id) = c.split_once('.')?;
     Some((at.parse().ok()?, Id(id.parse().ok()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    /// A callback that records what it was called with.
+    fn recorder() -> (Arc<StdMutex<Vec<StoreResult<()>>>>, OnDurable) {
+        let calls = Arc::new(StdMutex::new(Vec::new()));
+        let c = calls.clone();
+        (calls, Box::new(move |r| c.lock().unwrap().push(r)))
+    }
+
+    #[test]
+    fn a_finished_job_answers_its_outcome_once() {
+        let (calls, done) = recorder();
+        Job::new(Vec::new(), done).finish(Ok(()));
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.len(), 1, "exactly one answer, none again on drop");
+        assert!(calls[0].is_ok());
+    }
+
+    #[test]
+    fn jobs_nobody_will_commit_answer_closed() {
+        // Refused by a committer that is gone (what `enqueue_with` relies on) …
+        let (calls, done) = recorder();
+        let (tx, rx) = mpsc::channel::<Job>();
+        drop(rx);
+        let _ = tx.send(Job::new(Vec::new(), done));
+        // … or still queued when the committer thread ends (a panic drops its receiver).
+        let (queued, done2) = recorder();
+        let (tx2, rx2) = mpsc::channel::<Job>();
+        tx2.send(Job::new(Vec::new(), done2)).unwrap();
+        drop(rx2);
+        for calls in [calls, queued] {
+            let calls = calls.lock().unwrap();
+            assert_eq!(calls.len(), 1, "answered exactly once");
+            assert!(
+                matches!(calls[0], Err(StoreError::Closed)),
+                "{:?}",
+                calls[0]
+            );
+        }
+    }
+
+    #[test]
+    fn a_panicking_callback_does_not_unwind_into_the_committer() {
+        let done: OnDurable = Box::new(|_| panic!("callback bug"));
+        Job::new(Vec::new(), done).finish(Ok(()));
+    }
+
+    #[test]
+    fn health_reports_down_once_the_committer_has_ended() {
+        let alive = Arc::new(AtomicBool::new(true));
+        let guard = ClearOnExit(alive.clone());
+        let _ = std::thread::spawn(move || {
+            let _guard = guard;
+            panic!("committer failure");
+        })
+        .join();
+        assert!(!alive.load(Ordering::Acquire));
+    }
 }

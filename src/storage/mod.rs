@@ -36,9 +36,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Called once with the outcome of a submitted write: durable (on disk, synced), or failed.
 ///
 /// A callback rather than a future so the write's completion goes straight to whoever waits for
-/// it, with no task per write in between. It may run on a store's own thread (the embedded
-/// store's committer): it must be quick and must not block; casting a message to an actor is the
-/// intended use.
+/// it, with no task per write in between. A store calls it exactly once, on any thread (the
+/// embedded store's committer), possibly before `submit` returns (a closed store answers at
+/// once): it must be quick, must not block and must not take a lock its caller holds. Casting a
+/// message to an actor is the intended use.
 pub type OnDurable = Box<dyn FnOnce(StoreResult<()>) + Send + 'static>;
 
 /// One change to a conversation, written atomically: its new state, and the message that caused

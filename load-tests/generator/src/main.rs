@@ -28,7 +28,7 @@ struct Cli {
     admin_token: String,
     /// The server's HS256 secret (`auth.jwt_secret`): sign tokens here instead of asking the
     /// server for dev tokens, so the server can run with dev tokens off.
-    #[arg(long, env = "JWT_SECRET", global = true)]
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
     jwt_secret: Option<String>,
     /// The server's process id, to sample its CPU and memory from /proc.
     #[arg(long, global = true)]
