@@ -11,7 +11,7 @@ use switchboard::domain::message::{MessageType, StoredMessage};
 use switchboard::domain::user::{ExternalId, Role, Service, UserProfile};
 use switchboard::domain::Id;
 use switchboard::storage::embedded::EmbeddedStore;
-use switchboard::storage::{ConversationWrite, SeqRange, Store, StoreResult};
+use switchboard::storage::{durable_channel, ConversationWrite, SeqRange, Store, StoreResult};
 
 fn ext(s: &str) -> ExternalId {
     ExternalId::parse(s).unwrap()
@@ -67,13 +67,8 @@ fn submit(
     store: &Arc<dyn Store>,
     write: ConversationWrite,
 ) -> tokio::sync::oneshot::Receiver<StoreResult<()>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit(
-        write,
-        Box::new(move |result| {
-            let _ = tx.send(result);
-        }),
-    );
+    let (done, rx) = durable_channel();
+    store.submit(write, done);
     rx
 }
 

@@ -14,12 +14,12 @@ use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{oneshot, Mutex};
+use tokio::sync::Mutex;
 
 use super::keys;
 use super::{
-    participants, BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store,
-    StoreError, StoreHealth, StoreResult,
+    durable_channel, participants, BadCursor, ConversationPage, ConversationWrite, OnDurable,
+    SeqRange, Store, StoreError, StoreHealth, StoreResult,
 };
 use crate::domain::conversation::ConversationDoc;
 use crate::domain::message::StoredMessage;
@@ -205,13 +205,8 @@ impl EmbeddedStore {
 
     /// Queues operations for the committer and waits until they are synced.
     async fn enqueue(&self, ops: Vec<Op>) -> StoreResult<()> {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue_with(
-            ops,
-            Box::new(move |result| {
-                let _ = tx.send(result);
-            }),
-        );
+        let (done, rx) = durable_channel();
+        self.enqueue_with(ops, done);
         rx.await.map_err(|_| StoreError::Closed)?
     }
 

@@ -42,6 +42,16 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// message to an actor is the intended use.
 pub type OnDurable = Box<dyn FnOnce(StoreResult<()>) + Send + 'static>;
 
+/// A callback paired with the receiver it answers, for callers that would rather await a write
+/// than be called back. The receiver errs only if the callback was dropped uncalled.
+pub fn durable_channel() -> (OnDurable, tokio::sync::oneshot::Receiver<StoreResult<()>>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let done: OnDurable = Box::new(move |result| {
+        let _ = tx.send(result);
+    });
+    (done, rx)
+}
+
 /// One change to a conversation, written atomically: its new state, and the message that caused
 /// it (new, or replaced by a tombstone). The store derives its indexes from these. Indexes are
 /// rewritten only where the change can have moved them, since every index write costs on the
