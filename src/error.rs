@@ -115,6 +115,14 @@ impl ApiError {
         Self::new(ErrorKind::Unavailable, "store_unavailable", message)
     }
 
+    /// A bounded queue is full: 503 `overloaded`, with `Retry-After`.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(ErrorKind::Unavailable, "overloaded", message)
+        }
+    }
+
     /// The contract's error body.
     pub fn body(&self) -> ErrorBody<'_> {
         ErrorBody {
@@ -149,8 +157,16 @@ struct ErrorFields<'a> {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        ApiError::unavailable("the message store is unavailable; try again")
+        match e {
+            StoreError::Overloaded => {
+                tracing::warn!("store write queue full; shedding a request");
+                ApiError::overloaded("the server is busy; try again shortly")
+            }
+            e => {
+                tracing::error!(error = %e, "store error");
+                ApiError::unavailable("the message store is unavailable; try again")
+            }
+        }
     }
 }
 

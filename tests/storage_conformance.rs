@@ -68,7 +68,9 @@ fn submit(
     write: ConversationWrite,
 ) -> tokio::sync::oneshot::Receiver<StoreResult<()>> {
     let (done, rx) = durable_channel();
-    store.submit(write, done);
+    store
+        .submit(&write, done)
+        .expect("the store takes the write");
     rx
 }
 
@@ -93,6 +95,7 @@ async fn append(store: &Arc<dyn Store>, d: &mut ConversationDoc, n: u64) {
                 doc: d.clone(),
                 message: Some(m),
                 unread_of: Some(Side::Provider),
+                moved_from: None,
             },
         ));
     }
@@ -139,7 +142,7 @@ async fn concurrent_creation_makes_one_conversation() {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 store
-                    .create_conversation(doc(100 + i, "alice", 5))
+                    .create_conversation(doc(100 + i, "alice", 5), None)
                     .await
                     .unwrap()
             }));
@@ -171,7 +174,10 @@ async fn concurrent_creation_makes_one_conversation() {
 #[tokio::test]
 async fn submitted_messages_read_back_in_order_with_ranges() {
     for (name, store, _dir) in stores() {
-        let (mut d, _) = store.create_conversation(doc(7, "bob", 1)).await.unwrap();
+        let (mut d, _) = store
+            .create_conversation(doc(7, "bob", 1), None)
+            .await
+            .unwrap();
         append(&store, &mut d, 25).await;
         let all = store
             .list_messages(Id(7), SeqRange::default(), 100, false)
@@ -219,13 +225,13 @@ async fn submitted_messages_read_back_in_order_with_ranges() {
             "{name}"
         );
         let dup = store
-            .find_by_client_msg_id(&ext("bob"), "c9")
+            .find_by_client_msg_id(d.record.id, &ext("bob"), "c9")
             .await
             .unwrap();
         assert_eq!(dup.map(|m| m.seq), Some(9), "{name}");
         assert!(
             store
-                .find_by_client_msg_id(&ext("eve"), "c9")
+                .find_by_client_msg_id(d.record.id, &ext("eve"), "c9")
                 .await
                 .unwrap()
                 .is_none(),
@@ -250,7 +256,7 @@ async fn conversation_lists_are_by_activity_with_cursor_and_archive_filter() {
     for (name, store, _dir) in stores() {
         for (i, customer) in ["c1", "c2", "c3", "c4", "c5"].iter().enumerate() {
             let (mut d, _) = store
-                .create_conversation(doc(10 + i as u64, customer, 10))
+                .create_conversation(doc(10 + i as u64, customer, 10), None)
                 .await
                 .unwrap();
             append(&store, &mut d, 1).await;
@@ -289,6 +295,7 @@ async fn conversation_lists_are_by_activity_with_cursor_and_archive_filter() {
                 doc: d,
                 message: None,
                 unread_of: None,
+                moved_from: None,
             },
         )
         .await
@@ -341,7 +348,10 @@ async fn everything_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store: Arc<dyn Store> = EmbeddedStore::open(dir.path(), 64, 1).unwrap();
-        let (mut d, _) = store.create_conversation(doc(3, "zed", 1)).await.unwrap();
+        let (mut d, _) = store
+            .create_conversation(doc(3, "zed", 1), None)
+            .await
+            .unwrap();
         append(&store, &mut d, 10).await;
     }
     // The committer thread exits once the store is dropped; give it a moment to release the lock.

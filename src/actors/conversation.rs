@@ -321,13 +321,15 @@ impl ConversationState {
         let result = match write {
             Some(write) => {
                 let me = myself.clone();
-                self.engine.store.submit(
-                    write,
+                match self.engine.store.submit(
+                    &write,
                     Box::new(move |result| {
                         let _ = me.send_message(ConversationMsg::WriteDone { ticket, result });
                     }),
-                );
-                None
+                ) {
+                    Ok(()) => None,
+                    Err(e) => Some(Err(e)),
+                }
             }
             None => Some(Ok(())),
         };
@@ -344,6 +346,7 @@ impl ConversationState {
             doc: self.doc.clone(),
             message,
             unread_of,
+            moved_from: None,
         }
     }
 
@@ -561,7 +564,7 @@ impl ConversationState {
             match self
                 .engine
                 .store
-                .find_by_client_msg_id(&req.sender, cid)
+                .find_by_client_msg_id(self.doc.record.id, &req.sender, cid)
                 .await
             {
                 Ok(Some(original)) if now_ms() - original.created_at < DEDUPE_WINDOW_MS => {

@@ -6,6 +6,7 @@ pub mod conversation;
 pub mod events;
 pub mod ids;
 pub mod message;
+pub mod rules;
 pub mod user;
 
 pub use ids::Id;

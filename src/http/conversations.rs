@@ -228,7 +228,7 @@ async fn create_inner(
                     ..ConversationState::default()
                 },
             };
-            let (doc, created) = engine.store.create_conversation(doc).await?;
+            let (doc, created) = engine.store.create_conversation(doc, None).await?;
             (doc.record.id, created)
         }
     };

@@ -228,7 +228,11 @@ impl EmbeddedStore {
                 mkey.clone(),
             ));
             if let Some(c) = &m.client_msg_id {
-                ops.push(Op::Put(Ks::Dedupe, keys::dedupe(&m.sender_id, c), mkey));
+                ops.push(Op::Put(
+                    Ks::Dedupe,
+                    keys::dedupe(cid, &m.sender_id, c),
+                    mkey,
+                ));
             }
             // A message moves the conversation up both participants' lists.
             for (_, user) in participants(doc) {
@@ -327,6 +331,7 @@ impl Store for EmbeddedStore {
     async fn create_conversation(
         &self,
         doc: ConversationDoc,
+        first: Option<StoredMessage>,
     ) -> StoreResult<(ConversationDoc, bool)> {
         let r = &doc.record;
         let ckey = keys::conversation_key(&r.service_id, &r.provider_id, &r.customer_id);
@@ -342,10 +347,14 @@ impl Store for EmbeddedStore {
                 return Ok((existing, false));
             }
         }
+        let unread_of = first
+            .as_ref()
+            .map(|_| crate::domain::conversation::Side::Provider);
         let mut ops = self.conversation_ops(&ConversationWrite {
             doc: doc.clone(),
-            message: None,
-            unread_of: None,
+            message: first,
+            unread_of,
+            moved_from: None,
         });
         for (_, user) in participants(&doc) {
             ops.push(Op::Put(
@@ -430,9 +439,14 @@ impl Store for EmbeddedStore {
         Ok(Ok(ConversationPage { items, next_cursor }))
     }
 
-    fn submit(&self, write: ConversationWrite, on_durable: OnDurable) {
-        let ops = self.conversation_ops(&write);
+    fn submit(&self, write: &ConversationWrite, on_durable: OnDurable) -> StoreResult<()> {
+        let ops = self.conversation_ops(write);
         self.enqueue_with(ops, on_durable);
+        Ok(())
+    }
+
+    fn settle(&self, done: OnDurable) {
+        self.enqueue_with(Vec::new(), done);
     }
 
     async fn get_message(&self, conversation: Id, seq: u64) -> StoreResult<Option<StoredMessage>> {
@@ -480,17 +494,22 @@ impl Store for EmbeddedStore {
 
     async fn find_by_client_msg_id(
         &self,
+        conversation: Id,
         sender: &ExternalId,
         client_msg_id: &str,
     ) -> StoreResult<Option<StoredMessage>> {
         match self
             .ks(Ks::Dedupe)
-            .get(keys::dedupe(sender, client_msg_id))
+            .get(keys::dedupe(conversation, sender, client_msg_id))
             .map_err(io)?
         {
             Some(mkey) => self.get(Ks::Messages, &mkey),
             None => Ok(None),
         }
+    }
+
+    async fn sweep_dedupe(&self, _before_ms: i64) -> StoreResult<u64> {
+        Err(StoreError::Io("dedupe sweep is not built yet".into()))
     }
 
     async fn unread_counts(&self, user: &ExternalId) -> StoreResult<Vec<(Id, u64)>> {

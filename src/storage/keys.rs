@@ -44,8 +44,9 @@ pub fn message(conversation: Id, seq: u64) -> [u8; 16] {
 }
 
 /// sender, client_msg_id.
-pub fn dedupe(sender: &ExternalId, client_msg_id: &str) -> Vec<u8> {
-    let mut b = external(sender);
+pub fn dedupe(conversation: Id, sender: &ExternalId, client_msg_id: &str) -> Vec<u8> {
+    let mut b = id(conversation).to_vec();
+    push_external(&mut b, sender);
     b.extend_from_slice(client_msg_id.as_bytes());
     b
 }

@@ -29,6 +29,14 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shutting down")]
     Closed,
+    /// The write queue is full: the caller should shed the request (503 `overloaded`, with
+    /// `Retry-After`) instead of growing memory. Nothing was written.
+    #[error("the store's write queue is full")]
+    Overloaded,
+    /// A write failed earlier and the store refuses every write since (fjall poisons itself after
+    /// an I/O error). Health reports `down`; every send answers `store_unavailable`.
+    #[error("the store can no longer write: {0}")]
+    Poisoned(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -62,7 +70,15 @@ pub struct ConversationWrite {
     pub message: Option<StoredMessage>,
     /// Whose unread count this write may have changed.
     pub unread_of: Option<Side>,
+    /// The activity time the conversation was listed under before this write, when the write
+    /// moves it (a new message): the store drops that entry of both participants' activity-ordered
+    /// lists and adds one at `doc.state.activity_ms`. `None` when the lists do not move.
+    pub moved_from: Option<i64>,
 }
+
+/// How long a `client_msg_id` identifies a message: a retry within this window gets the original.
+/// Dedupe entries older than this are swept (`Store::sweep_dedupe`).
+pub const DEDUPE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Where a list of messages starts and ends, by `seq` (exclusive bounds).
 #[derive(Debug, Clone, Copy, Default)]
@@ -100,11 +116,15 @@ pub trait Store: Send + Sync + 'static {
     async fn put_user(&self, user: &UserProfile) -> StoreResult<()>;
     async fn get_user(&self, id: &ExternalId) -> StoreResult<Option<UserProfile>>;
 
-    /// Creates `doc` unless a conversation for the same (service, provider, customer) exists;
-    /// answers the one that is stored and whether it was created now. Durable when it returns.
+    /// Creates `doc` together with its first message, in one atomic write, unless a conversation
+    /// for the same (service, provider, customer) exists; answers the one that is stored and
+    /// whether it was created now (when it exists, nothing is written and `first` is dropped: the
+    /// caller sends it through the conversation's actor). Durable when it returns, and not visible
+    /// to any reader before that. `doc.state` already reflects `first` (seq 1, unread 1, ...).
     async fn create_conversation(
         &self,
         doc: ConversationDoc,
+        first: Option<StoredMessage>,
     ) -> StoreResult<(ConversationDoc, bool)>;
     async fn find_conversation(
         &self,
@@ -123,8 +143,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Result<ConversationPage, BadCursor>>;
 
     /// Queues a conversation write behind every earlier one and calls `on_durable` when it is
-    /// durable or has failed. Writes submitted by one caller are applied in submission order.
-    fn submit(&self, write: ConversationWrite, on_durable: OnDurable);
+    /// durable or has failed. Writes are applied in submission order, and no reader sees a write
+    /// before it is durable.
+    ///
+    /// A write the store cannot take now (`Overloaded`: the bounded queue is full; `Poisoned`;
+    /// `Closed`) is refused synchronously with `Err`, and then `on_durable` is never called:
+    /// the caller has not changed its state yet and simply answers the request with the error.
+    /// The write is borrowed: a store encodes (or copies) what it needs before it returns, and the
+    /// caller keeps the new state it describes.
+    fn submit(&self, write: &ConversationWrite, on_durable: OnDurable) -> StoreResult<()>;
+
+    /// Calls `done` once every write submitted before this call has been answered (durable or
+    /// failed). A conversation actor starting up settles first and only then reads its state,
+    /// so it can never start from a state that an earlier incarnation's queued write is about to
+    /// change: that is the fence between incarnations (ARCHITECTURE.md). Costs no fsync of its own.
+    fn settle(&self, done: OnDurable);
 
     async fn get_message(&self, conversation: Id, seq: u64) -> StoreResult<Option<StoredMessage>>;
     async fn find_message(&self, id: Id) -> StoreResult<Option<StoredMessage>>;
@@ -136,12 +169,19 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         newest_first: bool,
     ) -> StoreResult<Vec<StoredMessage>>;
-    /// The message a sender already sent with this `client_msg_id`, if any.
+    /// The message a sender already sent with this `client_msg_id` in this conversation, if any
+    /// (dedupe is keyed by conversation, sender and id: the same id in another conversation is a
+    /// different message). Entries past `DEDUPE_WINDOW_MS` may or may not still be found; callers
+    /// check `created_at`.
     async fn find_by_client_msg_id(
         &self,
+        conversation: Id,
         sender: &ExternalId,
         client_msg_id: &str,
     ) -> StoreResult<Option<StoredMessage>>;
+    /// Deletes dedupe entries of messages created before `before_ms`; answers how many. Run in
+    /// the background; reads only the expired part of a time-ordered index, never the whole set.
+    async fn sweep_dedupe(&self, before_ms: i64) -> StoreResult<u64>;
     /// Every conversation in which the user has unread messages, with the count.
     async fn unread_counts(&self, user: &ExternalId) -> StoreResult<Vec<(Id, u64)>>;
 
