@@ -135,6 +135,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 loop {
                     tick.tick().await;
                     engine.limiter.sweep();
+                    engine.typing.sweep();
                 }
             })
         },

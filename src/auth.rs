@@ -2,6 +2,12 @@
 //!
 //! Switchboard keeps no passwords or sessions of its own: every HTTP request and every socket
 //! carries a token from the marketplace backend, verified here with the configured key.
+//!
+//! Besides the signature, `exp` (required) and `nbf` (when present) are checked by
+//! jsonwebtoken's validation with [`LEEWAY_SECS`] of clock skew. SimpleJWT signs its refresh
+//! tokens with the same key as its access tokens and tells them apart only by the `token_type`
+//! claim, so a token whose `token_type` is present and is not `access` is refused: a leaked or
+//! stored refresh token must not open a socket or call the API.
 
 use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -10,6 +16,13 @@ use serde_json::{Map, Value};
 use crate::config::{AuthConfig, JwtAlgorithm};
 use crate::domain::clock::now_ms;
 use crate::domain::user::{ExternalId, Principal, Role};
+
+/// Clock skew tolerated on `exp` and `nbf`, seconds. Sockets use it too, so a token is good for
+/// exactly as long on an open socket as at the door.
+pub const LEEWAY_SECS: u64 = 5;
+
+/// The `token_type` SimpleJWT gives access tokens; the only one accepted when the claim is there.
+const ACCESS_TOKEN_TYPE: &str = "access";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
@@ -21,6 +34,14 @@ pub enum AuthError {
     Invalid(String),
     #[error("the token's claims are not usable: {0}")]
     BadClaim(String),
+}
+
+/// A verified token: who it speaks for and until when (`exp`, unix seconds). Sockets keep the
+/// expiry to close themselves when it passes; HTTP needs only the principal.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub principal: Principal,
+    pub expires_at: i64,
 }
 
 /// Verifies tokens with the configured algorithm and key, and mints dev tokens when allowed.
@@ -52,7 +73,8 @@ impl Authenticator {
             ),
         };
         let mut validation = Validation::new(alg);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
         match &cfg.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
@@ -79,6 +101,12 @@ impl Authenticator {
     /// Verifies a token and reads the claims Switchboard uses. A missing `role` means `customer`;
     /// a missing `name` falls back to the user id.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_with_expiry(token).map(|v| v.principal)
+    }
+
+    /// [`Authenticator::verify`], keeping the token's `exp` for a socket that must close when it
+    /// passes.
+    pub fn verify_with_expiry(&self, token: &str) -> Result<Verified, AuthError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthError::Missing);
@@ -87,9 +115,28 @@ impl Authenticator {
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
                 .map_err(|e| match e.kind() {
                     JwtErrorKind::ExpiredSignature => AuthError::Expired,
+                    JwtErrorKind::ImmatureSignature => {
+                        AuthError::Invalid("it is not valid yet (nbf)".into())
+                    }
                     _ => AuthError::Invalid(e.to_string()),
                 })?;
         let claims = data.claims;
+        match claims.get("token_type") {
+            None => {}
+            Some(Value::String(t)) if t == ACCESS_TOKEN_TYPE => {}
+            Some(_) => {
+                return Err(AuthError::Invalid(
+                    "token_type must be `access` (a refresh token cannot be used here)".into(),
+                ))
+            }
+        }
+        // Validation required `exp` and checked it is a number; a float is read as its whole
+        // seconds (saturating), never trusted to be in range.
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .map(|f| f as i64)
+            .ok_or_else(|| AuthError::BadClaim("claim `exp` is missing".into()))?;
         let user_id = match claims.get(&self.user_id_claim) {
             Some(Value::String(s)) => ExternalId::parse(s),
             Some(Value::Number(n)) => ExternalId::parse(&n.to_string()),
@@ -110,11 +157,14 @@ impl Authenticator {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             _ => None,
         };
-        Ok(Principal {
-            user_id,
-            role,
-            name,
-            email,
+        Ok(Verified {
+            principal: Principal {
+                user_id,
+                role,
+                name,
+                email,
+            },
+            expires_at,
         })
     }
 
@@ -227,6 +277,59 @@ mod tests {
         assert!(matches!(a.verify(&bad_role), Err(AuthError::BadClaim(_))));
         assert!(matches!(a.verify("garbage"), Err(AuthError::Invalid(_))));
         assert!(matches!(a.verify(""), Err(AuthError::Missing)));
+    }
+
+    #[test]
+    fn refresh_tokens_are_refused_and_access_or_untyped_tokens_pass() {
+        let a = Authenticator::new(&cfg()).unwrap();
+        let exp = now_ms() / 1000 + 60;
+        for (token_type, ok) in [
+            (None, true),
+            (Some(serde_json::json!("access")), true),
+            (Some(serde_json::json!("refresh")), false),
+            (Some(serde_json::json!("")), false),
+            (Some(serde_json::json!(null)), false),
+            (Some(serde_json::json!(1)), false),
+        ] {
+            let mut claims = serde_json::json!({"sub": "u", "exp": exp});
+            if let Some(t) = &token_type {
+                claims["token_type"] = t.clone();
+            }
+            let got = a.verify(&sign(claims, "secret"));
+            match (ok, &got) {
+                (true, Ok(_)) | (false, Err(AuthError::Invalid(_))) => {}
+                _ => panic!("token_type {token_type:?}: expected ok={ok}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_refused_and_in_the_past_accepted() {
+        let a = Authenticator::new(&cfg()).unwrap();
+        let now = now_ms() / 1000;
+        let later = sign(
+            serde_json::json!({"sub": "u", "exp": now + 600, "nbf": now + 300}),
+            "secret",
+        );
+        assert!(
+            matches!(a.verify(&later), Err(AuthError::Invalid(ref m)) if m.contains("nbf")),
+            "a token not valid yet must be refused"
+        );
+        let earlier = sign(
+            serde_json::json!({"sub": "u", "exp": now + 600, "nbf": now - 10}),
+            "secret",
+        );
+        assert!(a.verify(&earlier).is_ok());
+    }
+
+    #[test]
+    fn the_expiry_comes_back_with_the_principal() {
+        let a = Authenticator::new(&cfg()).unwrap();
+        let exp = now_ms() / 1000 + 77;
+        let v = a
+            .verify_with_expiry(&sign(serde_json::json!({"sub": "u", "exp": exp}), "secret"))
+            .unwrap();
+        assert_eq!((v.principal.user_id.as_str(), v.expires_at), ("u", exp));
     }
 
     #[test]

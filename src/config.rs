@@ -47,7 +47,7 @@ pub enum JwtAlgorithm {
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub algorithm: JwtAlgorithm,
-    /// Shared secret for HS256.
+    /// Shared secret for HS256, at least [`MIN_HS256_SECRET_BYTES`] bytes.
     pub jwt_secret: String,
     /// PEM public key (inline text or a path to a file) for RS256 / EdDSA.
     pub jwt_public_key: String,
@@ -96,7 +96,8 @@ pub struct LimitsConfig {
     /// Frames one socket may have in flight (sent, not yet answered) before the server stops
     /// reading from it. This is what bounds actor mailboxes against a flooding client.
     pub socket_inflight: usize,
-    /// Typing events one socket may send per 10 s; more are dropped quietly.
+    /// Typing events one user may send per 10 s, HTTP and all of their sockets together. Over it,
+    /// sockets drop the frame quietly and HTTP answers 429. 0 turns the limit off.
     pub typing_per_10s: u32,
 }
 
@@ -181,6 +182,11 @@ impl Default for Config {
     }
 }
 
+/// Shortest HS256 secret accepted. RFC 7518 §3.2 asks for a key at least as long as the hash
+/// (256 bits); a shorter shared secret can be brute-forced from any one token, after which anyone
+/// can sign tokens for any user.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
 /// A configuration that cannot run. Reported in one line; the process exits 64 (EX_USAGE).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -215,6 +221,13 @@ impl Config {
         match self.auth.algorithm {
             JwtAlgorithm::HS256 if self.auth.jwt_secret.is_empty() => {
                 return bad("auth.jwt_secret (SWITCHBOARD_AUTH__JWT_SECRET) is required for HS256")
+            }
+            JwtAlgorithm::HS256 if self.auth.jwt_secret.len() < MIN_HS256_SECRET_BYTES => {
+                return Err(ConfigError(format!(
+                    "auth.jwt_secret (SWITCHBOARD_AUTH__JWT_SECRET) is {} bytes; HS256 needs at \
+                     least {MIN_HS256_SECRET_BYTES}",
+                    self.auth.jwt_secret.len()
+                )))
             }
             JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA if self.auth.jwt_public_key.is_empty() => {
                 return bad("auth.jwt_public_key is required for RS256 and EdDSA")
@@ -268,10 +281,31 @@ mod tests {
         assert!(err.to_string().contains("jwt_secret"), "{err}");
     }
 
+    /// A secret long enough for HS256, for tests that are about something else.
+    const SECRET: &str = "test-secret-0123456789abcdef-0123";
+
+    #[test]
+    fn a_short_hs256_secret_is_refused_and_32_bytes_pass() {
+        let mut c = Config::default();
+        c.auth.jwt_secret = "x".repeat(MIN_HS256_SECRET_BYTES - 1);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("jwt_secret") && err.contains("31 bytes") && !err.contains('\n'),
+            "one clear line naming the key and the length: {err}"
+        );
+        c.auth.jwt_secret = "x".repeat(MIN_HS256_SECRET_BYTES);
+        c.validate().unwrap();
+        // Public-key algorithms have no shared secret to check.
+        c.auth.jwt_secret = "short".into();
+        c.auth.algorithm = JwtAlgorithm::EdDSA;
+        c.auth.jwt_public_key = "key.pem".into();
+        c.validate().unwrap();
+    }
+
     #[test]
     fn store_sizes_must_be_positive() {
         let mut c = Config::default();
-        c.auth.jwt_secret = "x".into();
+        c.auth.jwt_secret = SECRET.into();
         c.validate().unwrap();
         c.store.background_threads = 0;
         let err = c.validate().unwrap_err();
@@ -292,7 +326,7 @@ mod tests {
                 .extract()
                 .unwrap_or_else(|e| panic!("{f}: {e}"));
             if c.auth.jwt_secret.is_empty() {
-                c.auth.jwt_secret = "x".into();
+                c.auth.jwt_secret = SECRET.into();
             }
             c.validate().unwrap_or_else(|e| panic!("{f}: {e}"));
         }

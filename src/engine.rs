@@ -5,7 +5,7 @@
 //! user state is not here: it lives inside the actors that own it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::actors::registry::Registry;
 use crate::auth::Authenticator;
@@ -23,6 +23,10 @@ pub struct Engine {
     pub ids: IdGenerator,
     pub auth: Authenticator,
     pub limiter: RateLimiter,
+    /// Typing events per user, HTTP and every socket of the user together
+    /// (`limits.typing_per_10s`): per-socket budgets let a client multiply its flood by opening
+    /// sockets, and HTTP had none at all.
+    pub typing: RateLimiter,
     pub metrics: Metrics,
     pub registry: Registry,
     pub started: Instant,
@@ -45,6 +49,7 @@ impl Engine {
         Arc::new(Engine {
             ids: IdGenerator::new(config.node_id),
             limiter: RateLimiter::new(config.limits.messages_per_minute),
+            typing: RateLimiter::with_window(config.limits.typing_per_10s, Duration::from_secs(10)),
             config,
             store,
             auth,

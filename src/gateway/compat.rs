@@ -2,7 +2,8 @@
 //! marketplace's existing `useWebSocket` hook speaks, so that frontend works unchanged while it
 //! moves to `/ws`.
 //!
-//! In: `{"type":"chat_message","message":"text"}` and `{"type":"typing_status","is_typing":bool}`.
+//! In: `{"type":"chat_message","message":"text"}` and `{"type":"typing_status","is_typing":bool}`,
+//! plus `auth` (first frame, or a token refresh) and `ping` as on `/ws`.
 //! Out: `{"type":"chat_message","message":{"id","text","sender_id","sender_name","created_at",
 //! "message_type"}}` for every message of the conversation, the sender's own included (the old
 //! hook shows what it sent when it comes back), plus typing and error events as on `/ws`.
@@ -28,6 +29,9 @@ enum CompatFrame {
     TypingStatus {
         is_typing: bool,
     },
+    Auth {
+        token: String,
+    },
     Ping {
         #[serde(default, rename = "ref")]
         reference: Option<String>,
@@ -51,6 +55,7 @@ pub fn decode(conversation: Id, bytes: &[u8]) -> Result<ClientFrame, FrameError>
             conversation_id: conversation,
             is_typing,
         }),
+        Ok(CompatFrame::Auth { token }) => Ok(ClientFrame::Auth { token }),
         Ok(CompatFrame::Ping { reference }) => Ok(ClientFrame::Ping { reference }),
         Err(e) => {
             let base = wire::decode(WireFormat::Json, bytes).err();
@@ -138,6 +143,8 @@ mod tests {
                 is_typing: true
             }
         ));
+        let f = decode(Id(9), br#"{"type":"auth","token":"t"}"#).unwrap();
+        assert!(matches!(f, ClientFrame::Auth { token } if token == "t"));
         assert_eq!(decode(Id(9), b"nope").unwrap_err().code, "malformed_frame");
         assert_eq!(
             decode(Id(9), br#"{"type":"chat_message"}"#)

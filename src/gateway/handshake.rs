@@ -4,9 +4,15 @@
 //! before each read) costs ~134 KiB per idle socket; with a 4 KiB buffer an idle socket costs
 //! ~6 KiB (FACTS.md). The buffer still grows for a large frame, up to the frame limit.
 //!
-//! The token is checked before the upgrade: a token in the URL or header that is invalid or
-//! expired gets HTTP 401 with the error body and no upgrade. Without one, the socket is upgraded
-//! and must send an `auth` frame within the configured time.
+//! The token is checked before the upgrade and before anything else is looked up: a token in the
+//! URL or header that is invalid, expired, not yet valid or not an access token gets HTTP 401 with
+//! the error body and no upgrade, whatever the path names. Without one, the socket is upgraded and
+//! must send an `auth` frame within the configured time.
+//!
+//! The compatibility socket keeps that first-frame option (the contract gives it to every
+//! socket), so it must not tell an unauthenticated client which conversation ids exist: with a
+//! token, a stranger and a made-up id both get 404 `conversation_not_found`; without one, every
+//! id is upgraded alike and checked only after the `auth` frame (`socket::Route::CompatPending`).
 
 use std::convert::Infallible;
 
@@ -20,9 +26,8 @@ use warp::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use warp::reply::Response as WarpResponse;
 use warp::{Filter, Rejection, Reply};
 
-use super::socket::{self, Flavor};
-use crate::auth::bearer;
-use crate::domain::user::Principal;
+use super::socket::{self, Route};
+use crate::auth::{bearer, Verified};
 use crate::domain::Id;
 use crate::engine::EngineRef;
 use crate::error::ApiError;
@@ -84,7 +89,7 @@ async fn upgrade(
 ) -> Result<WarpResponse, Infallible> {
     Ok(
         match prepare(&headers, &query, on_upgrade, &engine, compat).await {
-            Ok((key, on_upgrade, flavor, principal)) => {
+            Ok((key, on_upgrade, route, auth)) => {
                 let config = socket_config(&engine);
                 tokio::spawn(async move {
                     match on_upgrade.await {
@@ -95,7 +100,7 @@ async fn upgrade(
                                 Some(config),
                             )
                             .await;
-                            socket::run(ws, engine, flavor, principal, shutdown).await;
+                            socket::run(ws, engine, route, auth, shutdown).await;
                         }
                         Err(e) => tracing::debug!(error = %e, "websocket upgrade did not complete"),
                     }
@@ -115,7 +120,7 @@ async fn upgrade(
     )
 }
 
-type Prepared = (String, OnUpgrade, Flavor, Option<Principal>);
+type Prepared = (String, OnUpgrade, Route, Option<Verified>);
 
 async fn prepare(
     headers: &HeaderMap,
@@ -177,30 +182,23 @@ async fn prepare(
             .and_then(bearer)
             .map(str::to_string)
     });
-    let principal = match token {
-        Some(t) => Some(engine.auth.verify(&t)?),
+    // Authentication first: nothing below may answer differently for a caller it does not know.
+    let auth = match token {
+        Some(t) => Some(engine.auth.verify_with_expiry(&t)?),
         None => None,
     };
-    let flavor = match compat {
-        None => Flavor::Standard(format),
-        Some(raw) => {
+    let route = match (compat, &auth) {
+        (None, _) => Route::Standard(format),
+        // With a token already, refuse a stranger before upgrading.
+        (Some(raw), Some(v)) => {
             let id: Id = raw
                 .parse()
                 .map_err(|_| ApiError::conversation_not_found())?;
-            let doc = engine
-                .store
-                .get_conversation(id)
-                .await?
-                .ok_or_else(ApiError::conversation_not_found)?;
-            // With a token already, refuse a stranger before upgrading; with a first-frame token,
-            // the socket task checks once it knows who is speaking.
-            if let Some(p) = &principal {
-                doc.record
-                    .side_of(&p.user_id)
-                    .ok_or_else(ApiError::conversation_not_found)?;
-            }
-            Flavor::Compat(id)
+            socket::compat_member(engine, id, &v.principal.user_id).await?;
+            Route::Compat(id)
         }
+        // With a first-frame token, the socket task checks once it knows who is speaking.
+        (Some(raw), None) => Route::CompatPending(raw),
     };
-    Ok((key, on_upgrade, flavor, principal))
+    Ok((key, on_upgrade, route, auth))
 }

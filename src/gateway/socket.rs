@@ -6,6 +6,15 @@
 //! TCP pushes back on the client. That bounds what one socket can put into the actors' mailboxes.
 //! Writing takes events from the socket's bounded queue; a client too slow to read is closed
 //! with 1013 (see `actors::outbox`).
+//!
+//! The socket task also owns the socket's credentials: it closes the socket with 1008
+//! `token expired` when the token's `exp` (plus [`LEEWAY_SECS`]) passes, and answers an `auth`
+//! frame on an open socket itself (a token refresh), so credentials never reach the session
+//! actor. A refresh must be for the same user; it moves the deadline and is answered with `ready`
+//! carrying the same `session_id`.
+//!
+//! A compatibility socket whose token comes in the first frame looks its conversation up only
+//! after that frame: before it, a real id and a made-up one are treated exactly alike.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +33,13 @@ use tracing::Instrument;
 use super::compat;
 use crate::actors::outbox::{close_code, CloseReason, Outgoing, SocketHandle, SocketInbox};
 use crate::actors::user_session::SessionMsg;
+use crate::auth::{Verified, LEEWAY_SECS};
+use crate::domain::clock::now_ms;
 use crate::domain::events::{ClientFrame, ServerEvent};
-use crate::domain::user::Principal;
+use crate::domain::user::{ExternalId, Principal};
 use crate::domain::Id;
 use crate::engine::EngineRef;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::wire::{self, FrameError, WireFormat};
 
@@ -37,6 +49,48 @@ pub enum Flavor {
     Standard(WireFormat),
     /// The old hook's shape, bound to one conversation.
     Compat(Id),
+}
+
+/// What the upgrade asked for.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// `/ws`, writing this format.
+    Standard(WireFormat),
+    /// `/ws/chat/{id}/` whose caller the handshake already found to be a participant.
+    Compat(Id),
+    /// `/ws/chat/{raw}/` awaiting its `auth` frame: the id is neither parsed nor looked up until
+    /// the socket knows who is speaking.
+    CompatPending(String),
+}
+
+/// Whether `user` is a participant of conversation `id`. A stranger and an id that does not exist
+/// get the same `conversation_not_found`, so nobody learns which ids are real.
+pub async fn compat_member(engine: &EngineRef, id: Id, user: &ExternalId) -> Result<(), ApiError> {
+    let doc = engine
+        .store
+        .get_conversation(id)
+        .await?
+        .ok_or_else(ApiError::conversation_not_found)?;
+    doc.record
+        .side_of(user)
+        .map(|_| ())
+        .ok_or_else(ApiError::conversation_not_found)
+}
+
+/// Longest a socket is kept open on one token, whatever its `exp` says: keeps the deadline
+/// arithmetic in range for absurd claims.
+const MAX_TOKEN_LIFE: Duration = Duration::from_secs(366 * 86_400);
+
+/// When a socket whose token has this `exp` (unix seconds) must close: the same leeway as
+/// verification, so a token is good on an open socket exactly as long as at the upgrade.
+fn expiry_deadline(expires_at: i64) -> Instant {
+    let ms = expires_at
+        .saturating_add(LEEWAY_SECS as i64)
+        .saturating_mul(1000)
+        .saturating_sub(now_ms())
+        .max(0);
+    let left = Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(MAX_TOKEN_LIFE);
+    Instant::now() + left
 }
 
 /// A write that cannot finish in this time means the client is not reading: it is closed.
@@ -140,7 +194,7 @@ async fn authenticate<S>(
     ws: &mut WebSocketStream<S>,
     engine: &EngineRef,
     flavor: Flavor,
-) -> Option<Principal>
+) -> Option<Verified>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -173,10 +227,10 @@ where
             WireFormat::Json
         };
         return match wire::decode(format, bytes) {
-            Ok(ClientFrame::Auth { token }) => match engine.auth.verify(&token) {
-                Ok(p) => Some(p),
+            Ok(ClientFrame::Auth { token }) => match engine.auth.verify_with_expiry(&token) {
+                Ok(v) => Some(v),
                 Err(e) => {
-                    let e = crate::error::ApiError::from(e);
+                    let e = ApiError::from(e);
                     refuse(ws, flavor, e.code, e.message).await;
                     None
                 }
@@ -223,48 +277,87 @@ async fn attach(
     None
 }
 
+/// Runs an upgraded socket. `auth` is the token that came with the upgrade, if any; without one
+/// the first frame must be `auth`.
 pub async fn run<S>(
     mut ws: WebSocketStream<S>,
     engine: EngineRef,
-    flavor: Flavor,
-    principal: Option<Principal>,
+    route: Route,
+    auth: Option<Verified>,
     shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let gauge = ConnectionGauge::new(&engine);
-    let principal = match principal {
-        Some(p) => p,
-        None => match authenticate(&mut ws, &engine, flavor).await {
-            Some(p) => p,
+    // Before authentication a pending compat socket writes plain JSON events, which is what the
+    // compat encoding of `error` and `ready` is too.
+    let early = match &route {
+        Route::Standard(format) => Flavor::Standard(*format),
+        Route::Compat(id) => Flavor::Compat(*id),
+        Route::CompatPending(_) => Flavor::Standard(WireFormat::Json),
+    };
+    let Verified {
+        principal,
+        expires_at,
+    } = match auth {
+        Some(v) => v,
+        None => match authenticate(&mut ws, &engine, early).await {
+            Some(v) => v,
             None => return,
         },
     };
-    if let Flavor::Compat(conv) = flavor {
-        let member = matches!(engine.store.get_conversation(conv).await, Ok(Some(d)) if d.record.side_of(&principal.user_id).is_some());
-        if !member {
-            refuse(
-                &mut ws,
-                flavor,
-                "conversation_not_found",
-                "conversation not found".into(),
-            )
-            .await;
-            return;
+    let flavor = match route {
+        Route::Standard(format) => Flavor::Standard(format),
+        Route::Compat(id) => Flavor::Compat(id),
+        Route::CompatPending(raw) => {
+            let checked = match raw.parse::<Id>() {
+                Ok(id) => compat_member(&engine, id, &principal.user_id)
+                    .await
+                    .map(|()| id),
+                Err(_) => Err(ApiError::conversation_not_found()),
+            };
+            match checked {
+                Ok(id) => Flavor::Compat(id),
+                Err(e) => {
+                    refuse(&mut ws, early, e.code, e.message).await;
+                    return;
+                }
+            }
         }
-    }
+    };
     let socket_id = engine.ids.next_id();
     let span = tracing::info_span!("socket", user_id = %principal.user_id, socket_id = %socket_id);
     // The pump gets a task of its own: this one (upgrade, authentication) is ~3 KiB larger than
     // the pump, and would hold that for as long as the socket is open.
-    tokio::spawn(pump(ws, engine, flavor, principal, socket_id, shutdown, gauge).instrument(span));
+    tokio::spawn(
+        pump(
+            ws, engine, flavor, principal, expires_at, socket_id, shutdown, gauge,
+        )
+        .instrument(span),
+    );
 }
 
+/// Checks a token sent on an open socket: valid, and for the user the socket already speaks for.
+/// Answers its `exp`.
+fn refresh(engine: &EngineRef, principal: &Principal, token: &str) -> Result<i64, ApiError> {
+    let fresh = engine.auth.verify_with_expiry(token)?;
+    if fresh.principal.user_id != principal.user_id {
+        return Err(ApiError::new(
+            crate::error::ErrorKind::Forbidden,
+            "token_user_mismatch",
+            "a refreshed token must be for the user this socket was opened for",
+        ));
+    }
+    Ok(fresh.expires_at)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn pump<S>(
     mut ws: WebSocketStream<S>,
     engine: EngineRef,
     flavor: Flavor,
     principal: Principal,
+    expires_at: i64,
     socket_id: Id,
     mut shutdown: watch::Receiver<bool>,
     _gauge: ConnectionGauge,
@@ -303,7 +396,8 @@ async fn pump<S>(
     let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut heard = true;
     let mut awaiting_pong = false;
-    let mut typing_window = (Instant::now(), 0u32);
+    let expiry = tokio::time::sleep_until(expiry_deadline(expires_at));
+    tokio::pin!(expiry);
 
     let end: Option<CloseReason> = loop {
         tokio::select! {
@@ -316,6 +410,9 @@ async fn pump<S>(
                     Ok(()) => break close.borrow().clone(),
                     Err(_) => break None,
                 }
+            }
+            () = &mut expiry => {
+                break Some(CloseReason { code: close_code::POLICY, reason: "token expired".into() });
             }
             ev = events.recv() => {
                 let Some(ev) = ev else { break None };
@@ -365,7 +462,20 @@ async fn pump<S>(
                     ClientFrame::Ping { reference } => {
                         handle.event(ServerEvent::Pong { reference });
                     }
-                    ClientFrame::TypingStatus { .. } if !typing_allowed(&mut typing_window, limits.typing_per_10s) => {}
+                    ClientFrame::Auth { token } => match refresh(&engine, &principal, &token) {
+                        Ok(exp) => {
+                            expiry.as_mut().reset(expiry_deadline(exp));
+                            handle.event(ServerEvent::Ready { user_id: principal.user_id.clone(), session_id: socket_id });
+                        }
+                        Err(e) => {
+                            // Written directly: the close below must not overtake it.
+                            send_now(&mut ws, flavor, ServerEvent::Error { code: e.code, message: e.message, reference: None, retry_after: None }).await;
+                            break Some(CloseReason { code: close_code::POLICY, reason: e.code.into() });
+                        }
+                    },
+                    // The user's typing budget is shared with HTTP and their other sockets; over
+                    // it, frames are dropped without an answer.
+                    ClientFrame::TypingStatus { .. } if engine.typing.check(&principal.user_id).is_err() => {}
                     frame => {
                         let Some(p) = permit.take() else { continue };
                         let msg = SessionMsg::Inbound { socket: socket_id, frame, permit: p };
@@ -446,14 +556,4 @@ where
         },
         _ = close.changed() => Written::CloseRequested,
     }
-}
-
-/// At most `per_10s` typing frames per socket in any 10 s window; the rest are dropped quietly.
-fn typing_allowed(window: &mut (Instant, u32), per_10s: u32) -> bool {
-    let now = Instant::now();
-    if now.duration_since(window.0) >= Duration::from_secs(10) {
-        *window = (now, 0);
-    }
-    window.1 += 1;
-    window.1 <= per_10s
 }

@@ -356,6 +356,12 @@ async fn typing(
     engine: EngineRef,
 ) -> Result<Response, Rejection> {
     async {
+        // The budget comes first, so a flood costs no store reads; it is the same for a made-up id
+        // as for a real one, so a 429 tells nobody which ids exist.
+        engine.typing.check(&p.user_id).map_err(|retry| ApiError {
+            message: format!("too many typing events; try again in {retry} s"),
+            ..ApiError::rate_limited(retry)
+        })?;
         let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
         engine
             .registry

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const ADMIN_TOKEN: &str = "dev-admin-token";
-pub const SECRET: &str = "dev-secret-change-me";
+pub const SECRET: &str = "dev-secret-change-me-0123456789abcdef";
 
 pub struct Server {
     child: Option<Child>,
