@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::conversation::{ConversationMsg, SendRequest};
-use super::outbox::{Outgoing, Reply, SocketHandle, SocketReply};
+use super::outbox::{Outgoing, Replayed, Reply, SocketHandle, SocketReply};
 use crate::domain::clock::now_ms;
 use crate::domain::events::{ClientFrame, ServerEvent};
 use crate::domain::message::client_msg_id_ok;
@@ -336,7 +336,9 @@ impl SessionState {
 
 /// Replays every message of a conversation after `after_seq`, in order, then `synced`. Reads the
 /// store page by page and waits for room in the socket's queue, so a large backlog streams at the
-/// client's pace instead of piling up in memory.
+/// client's pace instead of piling up in memory. It never takes the queue's last free slots
+/// ([`SocketHandle::push_replay`]): live events keep flowing during the replay, and a client that
+/// reads does not get closed as slow because the replay filled its queue.
 async fn replay(
     engine: EngineRef,
     socket: SocketHandle,
@@ -385,10 +387,10 @@ async fn replay(
             let ev = Outgoing::new(ServerEvent::ChatMessage {
                 message: m.view(status),
             });
-            match tokio::time::timeout(SYNC_STALL, socket.push_wait(ev)).await {
-                Ok(true) => {}
-                Ok(false) => return reply.done(),
-                Err(_) => {
+            match socket.push_replay(ev, SYNC_STALL).await {
+                Replayed::Queued => {}
+                Replayed::Gone => return reply.done(),
+                Replayed::Stalled => {
                     socket.close(
                         super::outbox::close_code::TRY_AGAIN_LATER,
                         "too slow to read the replay; reconnect and sync",

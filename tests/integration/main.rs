@@ -5,5 +5,6 @@ mod bad_input;
 mod durability;
 mod harness;
 mod realtime;
+mod replay;
 mod spine;
 mod websocket;
