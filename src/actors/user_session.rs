@@ -254,9 +254,6 @@ impl SessionState {
                 if !client_msg_id_ok(client_msg_id.as_deref()) {
                     return reply.fail(&ApiError::invalid_client_msg_id());
                 }
-                if let Err(e) = engine.spend_message_budget(&self.user) {
-                    return reply.fail(&e);
-                }
                 let req = SendRequest {
                     sender: self.user.clone(),
                     sender_name: self.name.clone(),
