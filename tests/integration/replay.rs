@@ -145,3 +145,52 @@ async fn a_peer_from_a_conversation_created_after_connect_gets_offline_presence(
         "the provider's offline presence reaches the new peer: {off}"
     );
 }
+
+/// The reserve a replay leaves is for a client that reads: one that asks for a large backlog and
+/// then reads nothing is still closed with 1013, by the queue bound, while live messages arrive.
+#[tokio::test]
+async fn a_client_that_syncs_and_never_reads_is_still_closed_with_1013() {
+    let s = Server::start_with(&[
+        ("SWITCHBOARD_LIMITS__SOCKET_QUEUE", "32"),
+        ("SWITCHBOARD_LIMITS__MAX_TEXT_CHARS", "20000"),
+    ])
+    .await;
+    let (c, p, id) = s.conversation("replay-stuck").await;
+    // More than the kernel's socket buffers hold, so the server's writes to the reader block.
+    let text = "z".repeat(16_000);
+    let mut customer = Ws::connect(&s, &c).await;
+    send_backlog(&mut customer, &id, 400, &text).await;
+    let mut provider = Ws::connect(&s, &p).await;
+    provider
+        .send(json!({"type": "sync", "conversation_id": id, "after_seq": 0, "ref": "s"}))
+        .await;
+    let mut closed = false;
+    for i in 0..300 {
+        customer.send(json!({"type": "chat_message", "conversation_id": id, "text": "live", "client_msg_id": format!("l{i}")})).await;
+        customer.next_of("ack").await;
+        if i % 10 == 9 && slow_closes(&s).await >= 1 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(closed, "the reader that never reads was closed as slow");
+    assert_eq!(provider.close_code().await, Some(1013));
+}
+
+async fn slow_closes(s: &Server) -> u64 {
+    let metrics = reqwest::Client::new()
+        .get(format!("http://{}/metrics", s.admin))
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_slow_socket_closes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
