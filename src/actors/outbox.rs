@@ -6,9 +6,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::time::Instant;
 
 use crate::domain::events::ServerEvent;
 use crate::domain::message::Message;
@@ -70,7 +72,24 @@ pub struct SocketHandle {
     close: Arc<watch::Sender<Option<CloseReason>>>,
     /// Set once the socket has been told to close for being slow, so it is counted once.
     slow: Arc<AtomicBool>,
+    /// Free slots a replay never takes, kept for live events (see [`SocketHandle::push_replay`]).
+    replay_reserve: usize,
 }
+
+/// What became of a replayed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayed {
+    Queued,
+    /// The socket is gone.
+    Gone,
+    /// The client freed no room for the whole stall timeout.
+    Stalled,
+}
+
+/// First and longest pause between two looks for room during a replay. Short enough that a
+/// reading client is never kept waiting noticeably, long enough that a stalled one costs little.
+const REPLAY_POLL_MIN: Duration = Duration::from_millis(1);
+const REPLAY_POLL_MAX: Duration = Duration::from_millis(20);
 
 /// The receiving half, owned by the socket task.
 pub struct SocketInbox {
@@ -80,7 +99,8 @@ pub struct SocketInbox {
 
 impl SocketHandle {
     pub fn new(id: Id, user: ExternalId, capacity: usize) -> (SocketHandle, SocketInbox) {
-        let (tx, events) = mpsc::channel(capacity.max(1));
+        let capacity = capacity.max(1);
+        let (tx, events) = mpsc::channel(capacity);
         let (close_tx, close) = watch::channel(None);
         (
             SocketHandle {
@@ -89,6 +109,7 @@ impl SocketHandle {
                 tx,
                 close: Arc::new(close_tx),
                 slow: Arc::new(AtomicBool::new(false)),
+                replay_reserve: (capacity / 4).max(1).min(capacity - 1),
             },
             SocketInbox { events, close },
         )
@@ -113,10 +134,43 @@ impl SocketHandle {
         }
     }
 
-    /// Queues an event, waiting for room: for replays (`sync`) that a client asked for and reads
-    /// at its own pace. Answers `false` if the socket is gone.
-    pub async fn push_wait(&self, event: Arc<Outgoing>) -> bool {
-        self.tx.send(event).await.is_ok()
+    /// Queues a replayed event (`sync`) without ever taking the last free slots: it waits until
+    /// the queue has more than [`SocketHandle::replay_reserve`] free slots, so live events pushed
+    /// meanwhile with [`SocketHandle::push`] always find room while the client keeps reading.
+    ///
+    /// It polls instead of waiting on the channel: a sender parked in `mpsc::Sender::send` is
+    /// handed every slot the reader frees before any `try_send` sees it, which is what used to
+    /// close a reader syncing under live traffic. A client that frees no room for `stall` is
+    /// [`Replayed::Stalled`]; the caller closes it.
+    pub async fn push_replay(&self, event: Arc<Outgoing>, stall: Duration) -> Replayed {
+        let deadline = Instant::now() + stall;
+        let mut pause = REPLAY_POLL_MIN;
+        let mut event = event;
+        loop {
+            if self.tx.is_closed() {
+                return Replayed::Gone;
+            }
+            if self.tx.capacity() > self.replay_reserve {
+                match self.tx.try_send(event) {
+                    Ok(()) => return Replayed::Queued,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return Replayed::Gone,
+                    // A live event took the slot first; that is what the reserve is for.
+                    Err(mpsc::error::TrySendError::Full(back)) => event = back,
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Replayed::Stalled;
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(REPLAY_POLL_MAX);
+        }
+    }
+
+    /// Free slots a replay leaves to live events: a quarter of the queue, at least one unless
+    /// the queue has a single slot (then the replay could not move at all).
+    pub fn replay_reserve(&self) -> usize {
+        self.replay_reserve
     }
 
     pub fn event(&self, event: ServerEvent) -> bool {
@@ -238,6 +292,64 @@ mod tests {
         assert!(h.was_slow());
         let reason = inbox.close.borrow_and_update().clone().unwrap();
         assert_eq!(reason.code, close_code::TRY_AGAIN_LATER);
+    }
+
+    fn pong() -> Arc<Outgoing> {
+        Outgoing::new(ServerEvent::Pong { reference: None })
+    }
+
+    #[tokio::test]
+    async fn a_replay_leaves_the_reserve_to_live_events() {
+        let (h, mut inbox) = SocketHandle::new(Id(1), ExternalId::parse("u").unwrap(), 8);
+        assert_eq!(h.replay_reserve(), 2);
+        let stall = Duration::from_millis(50);
+        for i in 0..6 {
+            assert_eq!(
+                h.push_replay(pong(), stall).await,
+                Replayed::Queued,
+                "event {i}"
+            );
+        }
+        assert_eq!(
+            h.push_replay(pong(), stall).await,
+            Replayed::Stalled,
+            "the seventh would eat into the reserve"
+        );
+        assert!(
+            h.push(pong()) && h.push(pong()),
+            "live events fit the reserve"
+        );
+        assert!(!h.was_slow());
+        assert!(inbox.close.borrow_and_update().is_none());
+        assert_eq!(inbox.events.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_replay_moves_at_the_readers_pace() {
+        let (h, mut inbox) = SocketHandle::new(Id(1), ExternalId::parse("u").unwrap(), 4);
+        let reader = tokio::spawn(async move {
+            let mut n = 0;
+            while inbox.events.recv().await.is_some() {
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            n
+        });
+        for i in 0..100 {
+            let r = h.push_replay(pong(), Duration::from_secs(5)).await;
+            assert_eq!(r, Replayed::Queued, "event {i}");
+        }
+        drop(h);
+        assert_eq!(reader.await.unwrap(), 100);
+    }
+
+    #[tokio::test]
+    async fn a_replay_to_a_closed_socket_stops() {
+        let (h, inbox) = SocketHandle::new(Id(1), ExternalId::parse("u").unwrap(), 1);
+        assert_eq!(h.replay_reserve(), 0, "a one-slot queue keeps no reserve");
+        drop(inbox);
+        let r = h.push_replay(pong(), Duration::from_secs(5)).await;
+        assert_eq!(r, Replayed::Gone);
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! waits for a conversation's answer (answers go straight to the socket's queue). A user is online
 //! while any socket is attached; after the last one leaves, the session waits out a grace period
 //! (so a page reload does not flap presence), then records `last_seen_at` and stops.
+//!
+//! Presence goes to the user's peers (the users they share a conversation with): read once from
+//! the store when the session starts, then learned from the events it relays, so coming and going
+//! costs no store scan. The unread total is kept as a running sum, not re-added per event.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::conversation::{ConversationMsg, SendRequest};
-use super::outbox::{Outgoing, Reply, SocketHandle, SocketReply};
+use super::outbox::{Outgoing, Replayed, Reply, SocketHandle, SocketReply};
 use crate::domain::clock::now_ms;
 use crate::domain::events::{ClientFrame, ServerEvent};
 use crate::domain::message::client_msg_id_ok;
@@ -24,7 +28,8 @@ use crate::engine::EngineRef;
 use crate::error::ApiError;
 use crate::storage::SeqRange;
 
-/// How many most-recent conversations are told when a user comes online or goes offline.
+/// How many of the user's most recent conversations the session reads its peers from when it
+/// starts, and how many peers it remembers: who hears this user come online or go offline.
 const PRESENCE_FANOUT: usize = 200;
 /// Messages read from the store per page of a `sync` replay.
 const SYNC_PAGE: usize = 256;
@@ -70,6 +75,10 @@ pub enum SessionMsg {
     GraceOver {
         generation: u64,
     },
+    /// The peers of the user's most recent conversations, read once when the session started.
+    PeersLoaded {
+        peers: Vec<ExternalId>,
+    },
 }
 
 pub struct SessionState {
@@ -77,7 +86,8 @@ pub struct SessionState {
     user: ExternalId,
     name: String,
     sockets: Vec<SocketHandle>,
-    unread: HashMap<Id, u64>,
+    unread: UnreadCounts,
+    peers: Peers,
     /// Bumped on every attach; a grace timer only ends the session if nothing attached since.
     generation: u64,
 }
@@ -89,22 +99,24 @@ impl Actor for UserSession {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         (engine, user): (EngineRef, ExternalId),
     ) -> Result<Self::State, ActorProcessingErr> {
-        let unread = engine
-            .store
-            .unread_counts(&user)
-            .await?
-            .into_iter()
-            .collect();
-        announce_presence(&engine, &user, true, None);
+        let unread = UnreadCounts::new(engine.store.unread_counts(&user).await?);
+        // Read off the connect path: the socket gets `ready` without waiting for this page, and
+        // "online" goes out when it arrives (`PeersLoaded`).
+        let (store_engine, store_user) = (engine.clone(), user.clone());
+        tokio::spawn(async move {
+            let peers = load_peers(&store_engine, &store_user).await;
+            let _ = myself.send_message(SessionMsg::PeersLoaded { peers });
+        });
         Ok(SessionState {
             name: user.to_string(),
             engine,
             user,
             sockets: Vec::new(),
             unread,
+            peers: Peers::new(PRESENCE_FANOUT),
             generation: 0,
         })
     }
@@ -155,11 +167,16 @@ impl Actor for UserSession {
                         .engine
                         .registry
                         .forget_session(&state.user, myself.get_id());
-                    announce_presence(&state.engine, &state.user, false, Some(seen));
+                    state.announce_presence(false, Some(seen));
                     myself.stop(Some("offline".into()));
                 }
             }
+            SessionMsg::PeersLoaded { peers } => {
+                state.peers.seed(peers);
+                state.announce_presence(true, None);
+            }
             SessionMsg::Deliver { event, except } => {
+                state.learn_peer(&event.event);
                 for s in &state.sockets {
                     if Some(s.id) != except {
                         s.push(event.clone());
@@ -180,6 +197,7 @@ impl Actor for UserSession {
                 conversation,
                 unread,
             } => {
+                state.learn_peer(&event.event);
                 let ev = state.set_unread(conversation, unread);
                 for s in &state.sockets {
                     // A socket that overflowed on the message is closed; its `unread` can go.
@@ -213,19 +231,36 @@ impl Actor for UserSession {
 
 impl SessionState {
     /// Records the user's unread count for one conversation and makes the `unread` event for
-    /// their devices. Counts are absolute and the total is summed here, because only this actor
+    /// their devices. Counts are absolute and the total is kept here, because only this actor
     /// sees every conversation of the user: clients replace their badge, never add to it.
     fn set_unread(&mut self, conversation: Id, count: u64) -> Arc<Outgoing> {
-        if count == 0 {
-            self.unread.remove(&conversation);
-        } else {
-            self.unread.insert(conversation, count);
-        }
+        let total_unread = self.unread.set(conversation, count);
         Outgoing::new(ServerEvent::Unread {
             conversation_id: conversation,
             unread_count: count,
-            total_unread: self.unread.values().sum(),
+            total_unread,
         })
+    }
+
+    /// Remembers the other participant named by an event this session relays, so a
+    /// conversation that started after the session did still hears its presence.
+    fn learn_peer(&mut self, event: &ServerEvent) {
+        if let Some(peer) = peer_in(event, &self.user) {
+            self.peers.note(peer);
+        }
+    }
+
+    /// Tells the user's peers that they came online or went offline. No store read: the peers
+    /// are the ones loaded at start plus the ones learned since.
+    fn announce_presence(&self, online: bool, last_seen_at: Option<i64>) {
+        let ev = Outgoing::new(ServerEvent::Presence {
+            user_id: self.user.clone(),
+            online,
+            last_seen_at,
+        });
+        for peer in self.peers.iter() {
+            self.engine.registry.to_user(peer, ev.clone(), None);
+        }
     }
 
     async fn inbound(
@@ -253,9 +288,6 @@ impl SessionState {
                 }
                 if !client_msg_id_ok(client_msg_id.as_deref()) {
                     return reply.fail(&ApiError::invalid_client_msg_id());
-                }
-                if let Err(e) = engine.spend_message_budget(&self.user) {
-                    return reply.fail(&e);
                 }
                 let req = SendRequest {
                     sender: self.user.clone(),
@@ -336,7 +368,9 @@ impl SessionState {
 
 /// Replays every message of a conversation after `after_seq`, in order, then `synced`. Reads the
 /// store page by page and waits for room in the socket's queue, so a large backlog streams at the
-/// client's pace instead of piling up in memory.
+/// client's pace instead of piling up in memory. It never takes the queue's last free slots
+/// ([`SocketHandle::push_replay`]): live events keep flowing during the replay, and a client that
+/// reads does not get closed as slow because the replay filled its queue.
 async fn replay(
     engine: EngineRef,
     socket: SocketHandle,
@@ -385,10 +419,10 @@ async fn replay(
             let ev = Outgoing::new(ServerEvent::ChatMessage {
                 message: m.view(status),
             });
-            match tokio::time::timeout(SYNC_STALL, socket.push_wait(ev)).await {
-                Ok(true) => {}
-                Ok(false) => return reply.done(),
-                Err(_) => {
+            match socket.push_replay(ev, SYNC_STALL).await {
+                Replayed::Queued => {}
+                Replayed::Gone => return reply.done(),
+                Replayed::Stalled => {
                     socket.close(
                         super::outbox::close_code::TRY_AGAIN_LATER,
                         "too slow to read the replay; reconnect and sync",
@@ -408,35 +442,265 @@ async fn replay(
     });
 }
 
-/// Tells the users who share a conversation with `user` that they came online or went offline.
-fn announce_presence(
-    engine: &EngineRef,
-    user: &ExternalId,
-    online: bool,
-    last_seen_at: Option<i64>,
-) {
-    let engine = engine.clone();
-    let user = user.clone();
-    tokio::spawn(async move {
-        let page = match engine
-            .store
-            .list_conversations(&user, None, None, PRESENCE_FANOUT)
-            .await
-        {
-            Ok(Ok(page)) => page,
-            _ => return,
+/// The other participants of the user's most recent conversations, most recent first. Presence
+/// is best effort: a store error leaves the session with the peers it learns from events.
+async fn load_peers(engine: &EngineRef, user: &ExternalId) -> Vec<ExternalId> {
+    match engine
+        .store
+        .list_conversations(user, None, None, PRESENCE_FANOUT)
+        .await
+    {
+        Ok(Ok(page)) => page
+            .items
+            .iter()
+            .filter_map(|doc| {
+                let side = doc.record.side_of(user)?;
+                Some(doc.record.user(side.other()).clone())
+            })
+            .collect(),
+        Ok(Err(_)) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(user_id = %user, error = %e, "could not read conversations for presence");
+            Vec::new()
+        }
+    }
+}
+
+/// The other participant an event names, if it names one: the sender of a message to this user,
+/// the other side of a conversation, the peer who typed or read. Only participants are sent
+/// these events, so whoever they name shares a conversation with `me`.
+fn peer_in<'a>(event: &'a ServerEvent, me: &ExternalId) -> Option<&'a ExternalId> {
+    let peer = match event {
+        ServerEvent::ChatMessage { message } => &message.sender_id,
+        ServerEvent::Conversation { conversation } if &conversation.provider.id == me => {
+            &conversation.customer.id
+        }
+        ServerEvent::Conversation { conversation } => &conversation.provider.id,
+        ServerEvent::TypingStatus { user_id, .. } | ServerEvent::Receipt { user_id, .. } => user_id,
+        _ => return None,
+    };
+    (peer != me).then_some(peer)
+}
+
+/// The user's unread count per conversation (only the non-zero ones) and their sum, kept up to
+/// date by the difference on every change: a user in thousands of conversations must not cost a
+/// sum over all of them for every new message.
+#[derive(Debug, Default)]
+struct UnreadCounts {
+    per_conversation: HashMap<Id, u64>,
+    total: u64,
+}
+
+impl UnreadCounts {
+    fn new(counts: impl IntoIterator<Item = (Id, u64)>) -> Self {
+        let mut unread = UnreadCounts::default();
+        for (conversation, count) in counts {
+            unread.set(conversation, count);
+        }
+        unread
+    }
+
+    /// Sets one conversation's count and answers the new total.
+    fn set(&mut self, conversation: Id, count: u64) -> u64 {
+        let before = if count == 0 {
+            self.per_conversation.remove(&conversation)
+        } else {
+            self.per_conversation.insert(conversation, count)
         };
-        let ev = Outgoing::new(ServerEvent::Presence {
-            user_id: user.clone(),
-            online,
-            last_seen_at,
-        });
-        for doc in page.items {
-            if let Some(side) = doc.record.side_of(&user) {
-                engine
-                    .registry
-                    .to_user(doc.record.user(side.other()), ev.clone(), None);
+        self.total = self
+            .total
+            .saturating_sub(before.unwrap_or(0))
+            .saturating_add(count);
+        self.total
+    }
+}
+
+/// Who hears this user's presence: the users they share a conversation with. At most `cap`;
+/// past that the one heard from longest ago is forgotten (it hears presence again once it
+/// writes or a conversation with it reappears).
+#[derive(Debug)]
+struct Peers {
+    /// Peer -> when it was last heard from, on the session's own clock.
+    last_heard: HashMap<ExternalId, u64>,
+    clock: u64,
+    cap: usize,
+}
+
+impl Peers {
+    fn new(cap: usize) -> Self {
+        Peers {
+            last_heard: HashMap::new(),
+            // Learned peers count from `cap` up; seeded ones get `0..cap`, so they rank older.
+            clock: cap as u64,
+            cap,
+        }
+    }
+
+    /// Adds the peers read from the store, most recent first. They are older news than any peer
+    /// learned from an event since the session started, and never push one of those out.
+    fn seed(&mut self, most_recent_first: Vec<ExternalId>) {
+        let cap = self.cap as u64;
+        for (i, peer) in most_recent_first.into_iter().enumerate() {
+            if self.last_heard.len() >= self.cap {
+                break;
+            }
+            let stamp = cap.saturating_sub(1 + i as u64);
+            self.last_heard.entry(peer).or_insert(stamp);
+        }
+    }
+
+    /// Records that `peer` was just heard from, forgetting the stalest peer if the set is full.
+    fn note(&mut self, peer: &ExternalId) {
+        self.clock += 1;
+        if let Some(stamp) = self.last_heard.get_mut(peer) {
+            *stamp = self.clock;
+            return;
+        }
+        if self.cap == 0 {
+            return;
+        }
+        if self.last_heard.len() >= self.cap {
+            // A scan, but only when a new peer arrives at a full set.
+            let stalest = self
+                .last_heard
+                .iter()
+                .min_by_key(|(_, stamp)| **stamp)
+                .map(|(p, _)| p.clone());
+            if let Some(stalest) = stalest {
+                self.last_heard.remove(&stalest);
             }
         }
-    });
+        self.last_heard.insert(peer.clone(), self.clock);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &ExternalId> {
+        self.last_heard.keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::conversation::{Conversation, Named, ServiceRef};
+    use crate::domain::message::{Message, MessageType, Status};
+
+    fn user(id: &str) -> ExternalId {
+        ExternalId::parse(id).unwrap()
+    }
+
+    #[test]
+    fn total_unread_follows_every_change() {
+        let mut unread = UnreadCounts::new([(Id(1), 3), (Id(2), 0), (Id(3), 4)]);
+        assert_eq!(unread.total, 7);
+        assert_eq!(unread.set(Id(1), 5), 9, "raised");
+        assert_eq!(unread.set(Id(3), 1), 6, "lowered");
+        assert_eq!(unread.set(Id(4), 2), 8, "a new conversation");
+        assert_eq!(unread.set(Id(1), 0), 3, "read");
+        assert_eq!(unread.set(Id(1), 0), 3, "read twice");
+        assert_eq!(unread.set(Id(9), 0), 3, "never unread");
+        assert_eq!(
+            unread.total,
+            unread.per_conversation.values().sum::<u64>(),
+            "the running total is the sum"
+        );
+        assert_eq!(unread.per_conversation.len(), 2, "zero counts are not kept");
+    }
+
+    #[test]
+    fn peers_are_bounded_and_forget_the_stalest() {
+        let mut peers = Peers::new(3);
+        peers.seed(vec![user("a"), user("b"), user("c"), user("d")]);
+        let mut known: Vec<_> = peers.iter().map(|p| p.to_string()).collect();
+        known.sort();
+        assert_eq!(known, ["a", "b", "c"], "seeded up to the cap");
+        peers.note(&user("e"));
+        assert!(
+            !peers.last_heard.contains_key(&user("c")),
+            "the least recent seeded peer goes first"
+        );
+        peers.note(&user("a"));
+        peers.note(&user("f"));
+        let mut known: Vec<_> = peers.iter().map(|p| p.to_string()).collect();
+        known.sort();
+        assert_eq!(known, ["a", "e", "f"], "b was heard from longest ago");
+    }
+
+    #[test]
+    fn seeding_never_displaces_a_learned_peer() {
+        let mut peers = Peers::new(2);
+        peers.note(&user("new"));
+        peers.seed(vec![user("old1"), user("old2"), user("new")]);
+        assert_eq!(peers.last_heard.len(), 2);
+        assert!(peers.last_heard.contains_key(&user("new")));
+        peers.note(&user("newer"));
+        assert!(
+            !peers.last_heard.contains_key(&user("old1")),
+            "a seeded peer ranks older than a learned one"
+        );
+    }
+
+    fn message_from(sender: &str) -> ServerEvent {
+        ServerEvent::ChatMessage {
+            message: Message {
+                id: Id(7),
+                conversation_id: Id(1),
+                seq: 1,
+                sender_id: user(sender),
+                sender_name: sender.into(),
+                message_type: MessageType::Text,
+                text: "hi".into(),
+                attachments: Vec::new(),
+                status: Status::Sent,
+                created_at: 0,
+                client_msg_id: None,
+                deleted: false,
+            },
+        }
+    }
+
+    fn conversation(provider: &str, customer: &str) -> ServerEvent {
+        let named = |id: &str| Named {
+            id: user(id),
+            name: id.into(),
+        };
+        ServerEvent::Conversation {
+            conversation: Conversation {
+                id: Id(1),
+                service: ServiceRef {
+                    id: user("svc"),
+                    title: "svc".into(),
+                },
+                provider: named(provider),
+                customer: named(customer),
+                created_at: 0,
+                last_message_at: None,
+                last_message_preview: String::new(),
+                last_seq: 1,
+                unread_count: 0,
+                archived: false,
+                last_read_message_id: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_peer_is_read_from_the_events_a_session_relays() {
+        let me = user("me");
+        let peer = |ev: &ServerEvent| peer_in(ev, &me).map(|p| p.to_string());
+        assert_eq!(peer(&message_from("cust")).as_deref(), Some("cust"));
+        assert_eq!(
+            peer(&message_from("me")),
+            None,
+            "my own message names no peer"
+        );
+        assert_eq!(peer(&conversation("me", "cust")).as_deref(), Some("cust"));
+        assert_eq!(peer(&conversation("prov", "me")).as_deref(), Some("prov"));
+        let typing = ServerEvent::TypingStatus {
+            conversation_id: Id(1),
+            user_id: user("prov"),
+            is_typing: true,
+        };
+        assert_eq!(peer(&typing).as_deref(), Some("prov"));
+        assert_eq!(peer(&ServerEvent::Pong { reference: None }), None);
+    }
 }

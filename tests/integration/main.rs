@@ -5,6 +5,7 @@ mod bad_input;
 mod durability;
 mod harness;
 mod realtime;
+mod replay;
 mod security;
 mod spine;
 mod websocket;
