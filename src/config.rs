@@ -115,6 +115,9 @@ pub struct RealtimeConfig {
     pub presence_grace_secs: u64,
     /// Conversation actors with nothing to do stop after this long; they return on demand.
     pub conversation_idle_secs: u64,
+    /// The longest an HTTP request waits for a conversation's answer before it is told to retry
+    /// (503 `store_unavailable`): a stalled store must not hang requests forever.
+    pub request_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,6 +171,7 @@ impl Default for Config {
                 typing_ttl_secs: 6,
                 presence_grace_secs: 10,
                 conversation_idle_secs: 300,
+                request_timeout_secs: 10,
             },
             chat: ChatConfig {
                 quick_messages: vec![

@@ -4,60 +4,34 @@
 //! held, without awaiting, so two requests racing for the same conversation can never start two
 //! actors. The new actor loads its state from the store before it takes its first message.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use ractor::{ActorCell, ActorId, ActorRef, MessagingErr};
+use tokio::sync::oneshot;
 
-use super::conversation::{ConversationActor, ConversationMsg};
+use super::conversation::{ConversationActor, ConversationDeps, ConversationMsg};
 use super::outbox::{Outgoing, Reply};
 use super::user_session::{SessionMsg, UserSession};
 use crate::domain::user::ExternalId;
 use crate::domain::Id;
 use crate::engine::EngineRef;
 use crate::error::ApiError;
-use std::sync::Arc;
-use tokio::sync::oneshot;
+
+/// A cheap handle to the two maps; clones share them. Conversation actors hold one (to forget
+/// themselves and to reach sessions); the engine holds one for HTTP and sockets.
+#[derive(Clone, Default)]
+pub struct Registry {
+    maps: Arc<Maps>,
+}
 
 #[derive(Default)]
-pub struct Registry {
+struct Maps {
     conversations: DashMap<Id, ActorRef<ConversationMsg>>,
     sessions: DashMap<ExternalId, ActorRef<SessionMsg>>,
     supervisor: OnceLock<ActorCell>,
-}
-
-/// The actor registered under `key`, or a new one spawned and registered while the map entry is
-/// held. The spawn does not wait for `pre_start`; if that fails, the actor is forgotten again.
-fn find_or_spawn<K, A>(
-    map: &DashMap<K, ActorRef<A::Msg>>,
-    key: K,
-    engine: &EngineRef,
-    handler: A,
-    args: A::Arguments,
-    supervisor: ActorCell,
-) -> Result<ActorRef<A::Msg>, ApiError>
-where
-    K: std::hash::Hash + Eq,
-    A: ractor::Actor,
-{
-    Ok(match map.entry(key) {
-        Entry::Occupied(o) => o.get().clone(),
-        Entry::Vacant(v) => {
-            let (actor, started) =
-                ractor::ActorRuntime::<A>::spawn_linked_instant(None, handler, args, supervisor)
-                    .map_err(spawn_failed)?;
-            v.insert(actor.clone());
-            let engine = engine.clone();
-            let actor_id = actor.get_id();
-            tokio::spawn(async move {
-                if !matches!(started.await, Ok(Ok(_))) {
-                    engine.registry.forget_actor(actor_id);
-                }
-            });
-            actor
-        }
-    })
 }
 
 fn spawn_failed(e: impl std::fmt::Display) -> ApiError {
@@ -65,58 +39,105 @@ fn spawn_failed(e: impl std::fmt::Display) -> ApiError {
     ApiError::unavailable("the server could not start a worker for this request; retry")
 }
 
+/// How often a request is re-sent when the actor it reached was stopping (idle drain, failure).
+const REROUTES: usize = 3;
+
 impl Registry {
+    /// The actor registered under `key`, or a new one spawned and registered while the map entry
+    /// is held. The spawn does not wait for `pre_start`; if that fails, the actor is forgotten.
+    fn find_or_spawn<K, A>(
+        &self,
+        map: &DashMap<K, ActorRef<A::Msg>>,
+        key: K,
+        handler: A,
+        args: A::Arguments,
+    ) -> Result<ActorRef<A::Msg>, ApiError>
+    where
+        K: std::hash::Hash + Eq,
+        A: ractor::Actor,
+    {
+        let supervisor = self.supervisor()?;
+        Ok(match map.entry(key) {
+            Entry::Occupied(o) => o.get().clone(),
+            Entry::Vacant(v) => {
+                let (actor, started) = ractor::ActorRuntime::<A>::spawn_linked_instant(
+                    None, handler, args, supervisor,
+                )
+                .map_err(spawn_failed)?;
+                v.insert(actor.clone());
+                let registry = self.clone();
+                let actor_id = actor.get_id();
+                tokio::spawn(async move {
+                    if !matches!(started.await, Ok(Ok(_))) {
+                        registry.forget_actor(actor_id);
+                    }
+                });
+                actor
+            }
+        })
+    }
+
     pub fn set_supervisor(&self, cell: ActorCell) {
-        let _ = self.supervisor.set(cell);
+        let _ = self.maps.supervisor.set(cell);
     }
 
     fn supervisor(&self) -> Result<ActorCell, ApiError> {
-        self.supervisor
+        self.maps
+            .supervisor
             .get()
             .cloned()
             .ok_or_else(|| ApiError::unavailable("the server is starting or stopping"))
     }
 
     pub fn conversation_actors(&self) -> usize {
-        self.conversations.len()
+        self.maps.conversations.len()
     }
 
     pub fn session_actors(&self) -> usize {
-        self.sessions.len()
+        self.maps.sessions.len()
     }
 
-    /// The running actor of a conversation, started if needed. A conversation that does not
-    /// exist is `conversation_not_found`.
+    /// The running actor of a conversation, started if needed — but only for one of its
+    /// participants: anyone else gets `conversation_not_found` and starts nothing, so a stranger
+    /// sending frames for ids they guess cannot fill the server with actors.
     async fn conversation(
         &self,
-        engine: &EngineRef,
+        deps: &Arc<ConversationDeps>,
         id: Id,
+        requester: Option<&ExternalId>,
     ) -> Result<ActorRef<ConversationMsg>, ApiError> {
-        if let Some(r) = self.conversations.get(&id) {
+        if let Some(r) = self.maps.conversations.get(&id) {
             return Ok(r.clone());
         }
-        if engine.store.get_conversation(id).await?.is_none() {
+        let doc = deps
+            .store
+            .get_conversation(id)
+            .await?
+            .ok_or_else(ApiError::conversation_not_found)?;
+        if requester.is_some_and(|u| doc.record.side_of(u).is_none()) {
             return Err(ApiError::conversation_not_found());
         }
-        let supervisor = self.supervisor()?;
-        let actor = find_or_spawn(
-            &self.conversations,
+        self.find_or_spawn(
+            &self.maps.conversations,
             id,
-            engine,
             ConversationActor,
-            (engine.clone(), id),
-            supervisor,
-        )?;
-        Ok(actor)
+            (deps.clone(), id),
+        )
     }
 
     /// Delivers a message to a conversation's actor, starting it if needed. An actor that stopped
-    /// between lookup and send is forgotten and the message goes to a fresh one. When it cannot be
-    /// delivered, the request inside is answered with the error.
-    pub async fn to_conversation(&self, engine: &EngineRef, id: Id, msg: ConversationMsg) {
+    /// (or began draining) between lookup and send hands the message back; it is forgotten and
+    /// the message goes to a fresh one. When it cannot be delivered, the request inside is
+    /// answered with the error.
+    pub async fn to_conversation(
+        &self,
+        deps: &Arc<ConversationDeps>,
+        id: Id,
+        msg: ConversationMsg,
+    ) {
         let mut msg = msg;
-        for _ in 0..3 {
-            let actor = match self.conversation(engine, id).await {
+        for _ in 0..REROUTES {
+            let actor = match self.conversation(deps, id, msg.requester()).await {
                 Ok(a) => a,
                 Err(e) => return msg.fail(e),
             };
@@ -137,37 +158,49 @@ impl Registry {
         ));
     }
 
-    /// Sends a request to a conversation's actor and waits for its answer.
+    /// Sends a request to a conversation's actor and waits for its answer, at most `timeout`:
+    /// a stalled store must not hang an HTTP request forever.
     pub async fn ask<T>(
         &self,
-        engine: &EngineRef,
+        deps: &Arc<ConversationDeps>,
         id: Id,
+        timeout: Duration,
         make: impl FnOnce(Reply<T>) -> ConversationMsg,
     ) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
-        self.to_conversation(engine, id, make(Reply::Caller(tx)))
-            .await;
-        rx.await.map_err(|_| {
-            ApiError::unavailable("the conversation stopped before answering; retry")
-        })?
+        let work = async {
+            self.to_conversation(deps, id, make(Reply::Caller(tx)))
+                .await;
+            rx.await
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(ApiError::unavailable(
+                "the conversation stopped before answering; retry",
+            )),
+            Err(_) => Err(ApiError::unavailable(
+                "the conversation did not answer in time; retry (client_msg_id makes a retry safe)",
+            )),
+        }
     }
 
     pub fn forget_conversation(&self, id: Id, actor: ActorId) {
-        self.conversations
+        self.maps
+            .conversations
             .remove_if(&id, |_, r| r.get_id() == actor);
     }
 
     /// The user's session actor if the user is connected.
     pub fn session(&self, user: &ExternalId) -> Option<ActorRef<SessionMsg>> {
-        self.sessions.get(user).map(|r| r.clone())
+        self.maps.sessions.get(user).map(|r| r.clone())
     }
 
     pub fn is_online(&self, user: &ExternalId) -> bool {
-        self.sessions.contains_key(user)
+        self.maps.sessions.contains_key(user)
     }
 
     pub fn online_users(&self) -> usize {
-        self.sessions.len()
+        self.maps.sessions.len()
     }
 
     /// The user's session actor, started if needed (a socket is connecting).
@@ -176,25 +209,24 @@ impl Registry {
         engine: &EngineRef,
         user: &ExternalId,
     ) -> Result<ActorRef<SessionMsg>, ApiError> {
-        let supervisor = self.supervisor()?;
-        find_or_spawn(
-            &self.sessions,
+        self.find_or_spawn(
+            &self.maps.sessions,
             user.clone(),
-            engine,
             UserSession,
             (engine.clone(), user.clone()),
-            supervisor,
         )
     }
 
     pub fn forget_session(&self, user: &ExternalId, actor: ActorId) {
-        self.sessions.remove_if(user, |_, r| r.get_id() == actor);
+        self.maps
+            .sessions
+            .remove_if(user, |_, r| r.get_id() == actor);
     }
 
     /// Forgets a failed actor wherever it is registered. Rare (failures only), so a scan is fine.
     pub fn forget_actor(&self, actor: ActorId) {
-        self.conversations.retain(|_, r| r.get_id() != actor);
-        self.sessions.retain(|_, r| r.get_id() != actor);
+        self.maps.conversations.retain(|_, r| r.get_id() != actor);
+        self.maps.sessions.retain(|_, r| r.get_id() != actor);
     }
 
     /// Sends an event to every socket of a user, except one (the socket that caused it).
@@ -225,6 +257,10 @@ impl Registry {
 
     /// Every running session, for shutdown.
     pub fn all_sessions(&self) -> Vec<ActorRef<SessionMsg>> {
-        self.sessions.iter().map(|e| e.value().clone()).collect()
+        self.maps
+            .sessions
+            .iter()
+            .map(|e| e.value().clone())
+            .collect()
     }
 }

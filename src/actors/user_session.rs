@@ -270,7 +270,6 @@ impl SessionState {
         permit: OwnedSemaphorePermit,
     ) {
         let engine = self.engine.clone();
-        let registry = &engine.registry;
         match frame {
             ClientFrame::ChatMessage {
                 conversation_id,
@@ -297,8 +296,7 @@ impl SessionState {
                     origin: Some(socket.id),
                     reply: Reply::Socket(reply),
                 };
-                registry
-                    .to_conversation(&engine, conversation_id, ConversationMsg::Send(req))
+                engine.to_conversation(conversation_id, ConversationMsg::Send(req))
                     .await;
             }
             ClientFrame::TypingStatus {
@@ -310,8 +308,7 @@ impl SessionState {
                     is_typing,
                     reply: Reply::Socket(SocketReply::new(socket, None, Some(permit))),
                 };
-                registry
-                    .to_conversation(&engine, conversation_id, msg)
+                engine.to_conversation(conversation_id, msg)
                     .await;
             }
             ClientFrame::MarkRead {
@@ -324,8 +321,7 @@ impl SessionState {
                     up_to,
                     reply: Reply::Socket(SocketReply::new(socket, reference, Some(permit))),
                 };
-                registry
-                    .to_conversation(&engine, conversation_id, msg)
+                engine.to_conversation(conversation_id, msg)
                     .await;
             }
             ClientFrame::Delivered {
@@ -338,8 +334,7 @@ impl SessionState {
                     up_to,
                     reply: Reply::Socket(SocketReply::new(socket, reference, Some(permit))),
                 };
-                registry
-                    .to_conversation(&engine, conversation_id, msg)
+                engine.to_conversation(conversation_id, msg)
                     .await;
             }
             ClientFrame::Sync {

@@ -10,9 +10,11 @@ use super::reply::{
     reject, with_engine,
 };
 use crate::actors::conversation::{ConversationMsg, SendRequest};
+use crate::actors::outbox::Outgoing;
 use crate::domain::clock::now_ms;
 use crate::domain::conversation::{ConversationDoc, ConversationRecord, ConversationState, Side};
-use crate::domain::message::{client_msg_id_ok, validate_text};
+use crate::domain::events::ServerEvent;
+use crate::domain::message::{client_msg_id_ok, validate_text, MessageType, Status, StoredMessage};
 use crate::domain::user::{ExternalId, Principal, Role};
 use crate::domain::Id;
 use crate::engine::EngineRef;
@@ -193,48 +195,84 @@ async fn create_inner(
         false,
     )?;
     check_client_msg_id(&body.client_msg_id)?;
-    engine.spend_message_budget(&p.user_id)?;
 
     let existing = engine
         .store
         .find_conversation(&service.id, &service.provider_id, &p.user_id)
         .await?;
-    let (id, created) = match existing {
-        Some(id) => (id, false),
-        None => {
-            let provider_fallback = service
-                .provider_name
-                .clone()
-                .unwrap_or_else(|| service.provider_id.to_string());
-            let now = now_ms();
-            let doc = ConversationDoc {
-                record: ConversationRecord {
-                    id: engine.ids.next_id(),
-                    service_id: service.id.clone(),
-                    service_title: service.title.clone(),
-                    provider_name: match &service.provider_name {
-                        Some(n) => n.clone(),
-                        None => {
-                            display_name(&engine, &service.provider_id, &provider_fallback).await?
-                        }
-                    },
-                    provider_id: service.provider_id.clone(),
-                    customer_name: display_name(&engine, &p.user_id, &p.name).await?,
-                    customer_id: p.user_id.clone(),
-                    created_at: now,
-                },
-                state: ConversationState {
-                    activity_ms: now,
-                    ..ConversationState::default()
-                },
-            };
-            let (doc, created) = engine.store.create_conversation(doc, None).await?;
-            (doc.record.id, created)
-        }
+    if let Some(id) = existing {
+        return append_to_existing(&engine, &p, id, body).await;
+    }
+    // A new conversation and its first message are one atomic write: a crash can leave both or
+    // neither, never an empty conversation in both lists.
+    engine.spend_message_budget(&p.user_id)?;
+    let provider_fallback = service
+        .provider_name
+        .clone()
+        .unwrap_or_else(|| service.provider_id.to_string());
+    let now = now_ms();
+    let mut doc = ConversationDoc {
+        record: ConversationRecord {
+            id: engine.ids.next_id(),
+            service_id: service.id.clone(),
+            service_title: service.title.clone(),
+            provider_name: match &service.provider_name {
+                Some(n) => n.clone(),
+                None => display_name(&engine, &service.provider_id, &provider_fallback).await?,
+            },
+            provider_id: service.provider_id.clone(),
+            customer_name: display_name(&engine, &p.user_id, &p.name).await?,
+            customer_id: p.user_id.clone(),
+            created_at: now,
+        },
+        state: ConversationState {
+            activity_ms: now,
+            ..ConversationState::default()
+        },
     };
+    let first = StoredMessage {
+        id: engine.ids.next_id(),
+        conversation_id: doc.record.id,
+        seq: doc.next_seq(),
+        sender_id: p.user_id.clone(),
+        sender_name: p.name.clone(),
+        message_type: MessageType::Text,
+        text: body.initial_message.clone(),
+        attachments: Vec::new(),
+        created_at: now,
+        client_msg_id: body.client_msg_id.clone(),
+        deleted: false,
+    };
+    doc.append(Side::Customer, &first);
+    let (stored, created) = engine
+        .store
+        .create_conversation(doc, Some(first.clone()))
+        .await?;
+    if !created {
+        // Another request created it first; this message joins it like any other.
+        return append_to_existing(&engine, &p, stored.record.id, body).await;
+    }
+    announce_created(&engine, &stored, &first);
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "conversation": stored.view(Side::Customer),
+            "message": first.view(Status::Sent),
+        }),
+    ))
+}
+
+/// The conversation exists: the message goes through its actor (which dedupes a retry and
+/// spends the budget). 200, except for the retry of the request that created the conversation,
+/// which gets what that request got: 201 and the first message.
+async fn append_to_existing(
+    engine: &EngineRef,
+    p: &Principal,
+    id: Id,
+    body: CreateBody,
+) -> Result<Response, ApiError> {
     let outcome = engine
-        .registry
-        .ask(&engine, id, |reply| {
+        .ask(id, |reply| {
             ConversationMsg::Send(SendRequest {
                 sender: p.user_id.clone(),
                 sender_name: p.name.clone(),
@@ -245,8 +283,8 @@ async fn create_inner(
             })
         })
         .await?;
-    let (doc, side) = load_for(&engine, id, &p.user_id).await?;
-    let status = if created {
+    let (doc, side) = load_for(engine, id, &p.user_id).await?;
+    let status = if outcome.duplicate && outcome.message.seq == 1 {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -255,6 +293,30 @@ async fn create_inner(
         status,
         &serde_json::json!({"conversation": doc.view(side), "message": outcome.message}),
     ))
+}
+
+/// Tells both participants' devices about a conversation created without its actor, as the actor
+/// would have for a first message: the provider gets the message, the conversation and their
+/// unread count; the customer's other devices get the message and the conversation.
+fn announce_created(engine: &EngineRef, doc: &ConversationDoc, first: &StoredMessage) {
+    let registry = &engine.registry;
+    let provider = &doc.record.provider_id;
+    let event = Outgoing::new(ServerEvent::ChatMessage {
+        message: first.view(Status::Sent),
+    });
+    registry.new_message_to(
+        provider,
+        event.clone(),
+        doc.record.id,
+        doc.state.provider.unread,
+    );
+    registry.to_user(&doc.record.customer_id, event, None);
+    for side in [Side::Provider, Side::Customer] {
+        let ev = Outgoing::new(ServerEvent::Conversation {
+            conversation: doc.view(side),
+        });
+        registry.to_user(doc.record.user(side), ev, None);
+    }
 }
 
 async fn list(
@@ -312,13 +374,10 @@ async fn patch(
     async {
         let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
         let view = engine
-            .registry
-            .ask(&engine, doc.record.id, |reply| {
-                ConversationMsg::SetArchived {
-                    user: p.user_id.clone(),
-                    archived: body.archived,
-                    reply,
-                }
+            .ask(doc.record.id, |reply| ConversationMsg::SetArchived {
+                user: p.user_id.clone(),
+                archived: body.archived,
+                reply,
             })
             .await?;
         Ok(json(StatusCode::OK, &view))
@@ -336,8 +395,7 @@ async fn mark_read(
     async {
         let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
         let state = engine
-            .registry
-            .ask(&engine, doc.record.id, |reply| ConversationMsg::MarkRead {
+            .ask(doc.record.id, |reply| ConversationMsg::MarkRead {
                 user: p.user_id.clone(),
                 up_to: body.up_to,
                 reply,
@@ -364,8 +422,7 @@ async fn typing(
         })?;
         let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
         engine
-            .registry
-            .ask(&engine, doc.record.id, |reply| ConversationMsg::Typing {
+            .ask(doc.record.id, |reply| ConversationMsg::Typing {
                 user: p.user_id.clone(),
                 is_typing: body.is_typing,
                 reply,

@@ -216,13 +216,10 @@ async fn delete(
             }
             Some("everyone") => {
                 engine
-                    .registry
-                    .ask(&engine, doc.record.id, |reply| {
-                        ConversationMsg::DeleteForEveryone {
-                            user: p.user_id.clone(),
-                            message: message_id,
-                            reply,
-                        }
+                    .ask(doc.record.id, |reply| ConversationMsg::DeleteForEveryone {
+                        user: p.user_id.clone(),
+                        message: message_id,
+                        reply,
                     })
                     .await?;
             }
@@ -254,10 +251,9 @@ async fn send(
             ));
         }
         check_client_msg_id(&body.client_msg_id)?;
-        engine.spend_message_budget(&p.user_id)?;
+        // The actor spends the message budget, after its dedupe check: a retry is free.
         let outcome = engine
-            .registry
-            .ask(&engine, doc.record.id, |reply| {
+            .ask(doc.record.id, |reply| {
                 ConversationMsg::Send(SendRequest {
                     sender: p.user_id.clone(),
                     sender_name: p.name.clone(),
