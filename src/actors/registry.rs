@@ -184,6 +184,11 @@ impl Registry {
         }
     }
 
+    /// The conversation's actor if one is running (does not start one).
+    pub fn running_conversation(&self, id: Id) -> Option<ActorRef<ConversationMsg>> {
+        self.maps.conversations.get(&id).map(|r| r.clone())
+    }
+
     pub fn forget_conversation(&self, id: Id, actor: ActorId) {
         self.maps
             .conversations

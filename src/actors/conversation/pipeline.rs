@@ -69,9 +69,7 @@ impl<E> Pipeline<E> {
     /// The oldest effect, if its write is answered: release it (or fail it) now. Effects behind
     /// one still in flight wait, so effects leave in submission order.
     pub fn pop_ready(&mut self) -> Option<(E, StoreResult<()>)> {
-        if self.pending.front()?.result.is_none() {
-            return None;
-        }
+        self.pending.front()?.result.as_ref()?;
         let p = self.pending.pop_front()?;
         p.result.map(|r| (p.effect, r))
     }

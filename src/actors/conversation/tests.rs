@@ -112,7 +112,9 @@ impl Store for FaultyStore {
         limit: usize,
         newest_first: bool,
     ) -> StoreResult<Vec<StoredMessage>> {
-        self.inner.list_messages(c, range, limit, newest_first).await
+        self.inner
+            .list_messages(c, range, limit, newest_first)
+            .await
     }
     async fn find_by_client_msg_id(
         &self,
@@ -169,7 +171,9 @@ async fn rig(configure: impl FnOnce(&mut Config)) -> Rig {
     });
     let auth = Authenticator::new(&config.auth).unwrap();
     let engine = Engine::new(config, store.clone(), auth);
-    let (supervisor, _) = Actor::spawn(None, Supervisor, engine.clone()).await.unwrap();
+    let (supervisor, _) = Actor::spawn(None, Supervisor, engine.clone())
+        .await
+        .unwrap();
     engine.registry.set_supervisor(supervisor.get_cell());
     let doc = ConversationDoc {
         record: ConversationRecord {
@@ -193,7 +197,11 @@ async fn rig(configure: impl FnOnce(&mut Config)) -> Rig {
     }
 }
 
-fn send(user: &str, text: &str, client: Option<&str>) -> impl FnOnce(super::Reply<SendOutcome>) -> ConversationMsg {
+fn send(
+    user: &str,
+    text: &str,
+    client: Option<&str>,
+) -> impl FnOnce(super::Reply<SendOutcome>) -> ConversationMsg {
     let (user, text, client) = (ext(user), text.to_string(), client.map(str::to_string));
     move |reply| {
         ConversationMsg::Send(SendRequest {
@@ -207,27 +215,42 @@ fn send(user: &str, text: &str, client: Option<&str>) -> impl FnOnce(super::Repl
     }
 }
 
-async fn ask_send(r: &Rig, user: &str, text: &str, client: Option<&str>) -> Result<SendOutcome, ApiError> {
+async fn ask_send(
+    r: &Rig,
+    user: &str,
+    text: &str,
+    client: Option<&str>,
+) -> Result<SendOutcome, ApiError> {
     r.engine.ask(r.conversation, send(user, text, client)).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// One thread, so both messages are in the mailbox before the actor takes the first.
+#[tokio::test(flavor = "current_thread")]
 async fn a_send_queued_behind_an_idle_stop_is_rerouted_not_dropped() {
     let r = rig(|c| c.realtime.conversation_idle_secs = 1).await;
-    assert_eq!(ask_send(&r, "cust", "one", None).await.unwrap().message.seq, 1);
-    // Quiet for longer than the idle time, but before the actor's own next check (it rescheduled
-    // itself at start + 2 s): an idle check and a send land in the mailbox back to back.
-    tokio::time::sleep(Duration::from_millis(1_400)).await;
-    r.engine
-        .to_conversation(r.conversation, ConversationMsg::IdleCheck)
-        .await;
-    let (a, b) = tokio::join!(
-        ask_send(&r, "cust", "two", Some("c2")),
-        ask_send(&r, "prov", "three", Some("c3")),
-    );
-    let mut seqs = vec![a.expect("queued behind the idle stop").message.seq, b.expect("queued too").message.seq];
-    seqs.sort();
-    assert_eq!(seqs, vec![2, 3], "both re-routed to the next incarnation, gapless");
+    ask_send(&r, "cust", "one", None).await.unwrap();
+    // A second message keeps the actor's own first check (at start + 1 s) from finding it idle;
+    // that check reschedules itself for start + 2 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ask_send(&r, "cust", "one more", None).await.unwrap();
+    // Now quiet for longer than the idle time, before that next check.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let actor = r
+        .engine
+        .registry
+        .running_conversation(r.conversation)
+        .expect("the actor is still running");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    actor.send_message(ConversationMsg::IdleCheck).unwrap();
+    actor
+        .send_message(send("cust", "two", Some("c2"))(super::Reply::Caller(tx)))
+        .unwrap_or_else(|_| panic!("the actor takes messages until it has handled the idle check"));
+    let outcome = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .expect("answered")
+        .expect("a send queued behind the idle stop is answered, not dropped")
+        .expect("and it is stored");
+    assert_eq!(outcome.message.seq, 3, "by the next incarnation, gapless");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +258,11 @@ async fn a_stranger_cannot_start_a_conversation_actor() {
     let r = rig(|_| {}).await;
     let err = ask_send(&r, "mallory", "hi", None).await.unwrap_err();
     assert_eq!(err.code, "conversation_not_found");
-    assert_eq!(r.engine.registry.conversation_actors(), 0, "no actor for a stranger");
+    assert_eq!(
+        r.engine.registry.conversation_actors(),
+        0,
+        "no actor for a stranger"
+    );
     ask_send(&r, "cust", "hi", None).await.unwrap();
     assert_eq!(r.engine.registry.conversation_actors(), 1);
 }
@@ -258,7 +285,10 @@ async fn a_stalled_store_times_the_request_out() {
     let began = std::time::Instant::now();
     let err = ask_send(&r, "cust", "stuck", None).await.unwrap_err();
     assert_eq!((err.kind.status(), err.code), (503, "store_unavailable"));
-    assert!(began.elapsed() < Duration::from_secs(5), "answered by the timeout");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "answered by the timeout"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,7 +297,9 @@ async fn a_deduped_retry_is_answered_before_the_budget_is_spent() {
     let first = ask_send(&r, "cust", "a", Some("a")).await.unwrap();
     ask_send(&r, "cust", "b", Some("b")).await.unwrap();
     for _ in 0..3 {
-        let retry = ask_send(&r, "cust", "a", Some("a")).await.expect("a retry is free");
+        let retry = ask_send(&r, "cust", "a", Some("a"))
+            .await
+            .expect("a retry is free");
         assert!(retry.duplicate);
         assert_eq!(retry.message.id, first.message.id);
     }
@@ -278,7 +310,12 @@ async fn a_deduped_retry_is_answered_before_the_budget_is_spent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_client_msg_id_in_another_conversation_is_another_message() {
     let r = rig(|_| {}).await;
-    let mut other = r.store.get_conversation(r.conversation).await.unwrap().unwrap();
+    let mut other = r
+        .store
+        .get_conversation(r.conversation)
+        .await
+        .unwrap()
+        .unwrap();
     other.record.id = Id(78);
     other.record.service_id = ext("svc2");
     r.store.create_conversation(other, None).await.unwrap();
@@ -288,7 +325,10 @@ async fn the_same_client_msg_id_in_another_conversation_is_another_message() {
         .ask(Id(78), send("cust", "y", Some("same")))
         .await
         .unwrap();
-    assert!(!b.duplicate, "a different conversation's message is not a retry");
+    assert!(
+        !b.duplicate,
+        "a different conversation's message is not a retry"
+    );
     assert_eq!(b.message.conversation_id, Id(78));
     assert_ne!(a.message.id, b.message.id);
 }
