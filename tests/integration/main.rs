@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod durability;
+mod exactness;
 mod harness;
 mod realtime;
 mod replay;
