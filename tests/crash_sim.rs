@@ -6,9 +6,11 @@
 //!
 //! - `SIM_SCHEDULES=n` runs n schedules (seeds 1..=n; default 2000).
 //! - `SIM_SEED=n` runs the one schedule n and prints its trace: a failing seed is a test.
-//! - `SIM_FAULTS=crash,poison,single,kill` picks the faults (default all): `poison` fails a
-//!   write and refuses every later one until restart (fjall), `single` fails one write only,
-//!   `kill` stops one conversation actor (an actor failure), `crash` kills the process.
+//! - `SIM_FAULTS=crash,poison,batch,kill` picks the faults (that set is `default`; `all` adds
+//!   `single`): `crash` kills the process; `poison` fails a write and refuses every later one
+//!   until restart (fjall); `batch` fails a write and everything queued behind it, then recovers;
+//!   `single` fails one write while later ones land (a store the contract does not yet forbid);
+//!   `kill` stops one conversation actor (an actor failure, e.g. a panic).
 //!
 //! `cargo test --test crash_sim -- --nocapture` shows the summary line.
 
@@ -31,7 +33,7 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 fn faults() -> Faults {
-    Faults::parse(&std::env::var("SIM_FAULTS").unwrap_or_else(|_| "all".into()))
+    Faults::parse(&std::env::var("SIM_FAULTS").unwrap_or_else(|_| "default".into()))
 }
 
 fn describe(seed: u64, f: &Failure) -> String {
@@ -79,7 +81,10 @@ fn crash_simulation() {
                 failed += 1;
                 total.schedules += 1;
                 total.steps += f.step as u64;
-                failures.entry(f.violation.kind).or_default().push((seed, f));
+                failures
+                    .entry(f.violation.kind)
+                    .or_default()
+                    .push((seed, f));
             }
         }
     }

@@ -50,24 +50,43 @@ impl Rng {
     }
 }
 
-/// Which faults a run injects (`SIM_FAULTS`, a comma-separated subset; all by default).
+/// Which faults a run injects (`SIM_FAULTS`, a comma-separated list; `default` is
+/// `crash,poison,batch,kill`, `all` adds `single`).
 #[derive(Debug, Clone, Copy)]
 pub struct Faults {
     pub crash: bool,
     pub poison: bool,
+    pub batch: bool,
     pub single: bool,
     pub kill: bool,
 }
 
 impl Faults {
     pub fn parse(s: &str) -> Faults {
-        let has = |f: &str| s.split(',').any(|x| x.trim() == f || x.trim() == "all");
+        let has = |f: &str| {
+            s.split(',').any(|x| {
+                let x = x.trim();
+                x == f || x == "all" || (x == "default" && f != "single")
+            })
+        };
         Faults {
             crash: has("crash"),
             poison: has("poison"),
+            batch: has("batch"),
             single: has("single"),
             kill: has("kill"),
         }
+    }
+
+    fn modes(&self) -> Vec<FailMode> {
+        [
+            (self.poison, FailMode::Poison),
+            (self.batch, FailMode::Batch),
+            (self.single, FailMode::Single),
+        ]
+        .into_iter()
+        .filter_map(|(on, m)| on.then_some(m))
+        .collect()
     }
 }
 
@@ -129,9 +148,7 @@ enum Request {
         sender: ExternalId,
         client_id: Option<String>,
     },
-    Read {
-        conv: usize,
-    },
+    Read,
 }
 
 enum Answer {
@@ -158,19 +175,21 @@ struct Sim {
 
 pub fn run(seed: u64, faults: Faults, echo: bool) -> Result<Stats, Failure> {
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_time()
         .build()
         .expect("runtime");
     rt.block_on(async move {
         let mut rng = Rng::new(seed);
-        let mode = match (faults.poison, faults.single) {
-            (true, true) if rng.percent(50) => FailMode::Single,
-            (false, true) => FailMode::Single,
-            _ => FailMode::Poison,
+        let modes = faults.modes();
+        let mode = match modes.len() {
+            0 => FailMode::Poison,
+            n => modes[rng.below(n as u64) as usize],
         };
         let steps = 50 + rng.below(51) as usize;
         let mut sim = Sim::new(rng, mode, faults, echo).await;
-        sim.log(format!("seed {seed}: {steps} steps, failed writes {mode:?}"));
+        sim.log(format!(
+            "seed {seed}: {steps} steps, failed writes {mode:?}"
+        ));
         let mut step = 0;
         let result = async {
             while step < steps {
@@ -288,10 +307,12 @@ impl Sim {
                 let after = driver::running_actors(self.inc());
                 self.stats.idle_periods += 1;
                 self.stats.idle_stops += before.saturating_sub(after) as u64;
-                self.log(format!("idle (not simulated): {before} actors before, {after} after"));
+                self.log(format!(
+                    "idle (not simulated): {before} actors before, {after} after"
+                ));
             }
             81..=85 => {
-                if self.faults.poison || self.faults.single {
+                if !self.faults.modes().is_empty() {
                     let failed = self.disk.fail_next();
                     self.log(format!("fail the next write: {failed}"));
                 }
@@ -340,7 +361,9 @@ impl Sim {
             self.next_client_id += 1;
             // The same strings in both conversations: dedupe is per conversation.
             let c = format!("c{}", self.next_client_id / 2);
-            self.convs[conv].client_ids.push((sender.clone(), c.clone()));
+            self.convs[conv]
+                .client_ids
+                .push((sender.clone(), c.clone()));
             Some(c)
         } else {
             None
@@ -401,7 +424,7 @@ impl Sim {
             answers.lock().unwrap().push((n, Answer::Read(r)));
         });
         self.outstanding
-            .insert(n, (Request::Read { conv }, self.incarnation));
+            .insert(n, (Request::Read, self.incarnation));
     }
 
     /// The process dies: unsynced writes are gone, unanswered requests never get an answer, and
@@ -437,7 +460,7 @@ impl Sim {
     /// nothing visible (answers, the disk queue, running actors) has changed for `MIN_YIELDS`
     /// more. Nothing here waits on I/O or timers, so each yield lets every ready task run once.
     async fn quiesce(&self) {
-        const MIN_YIELDS: usize = 32;
+        const MIN_YIELDS: usize = 40;
         let fingerprint = || {
             (
                 self.answers.lock().unwrap().len(),
@@ -495,7 +518,7 @@ impl Sim {
                         self.log(format!("#{n} send failed: {e}"));
                     }
                 },
-                (Request::Read { .. }, Answer::Read(r)) => {
+                (Request::Read, Answer::Read(r)) => {
                     self.stats.reads += 1;
                     match r {
                         Ok(unread) => self.log(format!("#{n} read: unread now {unread}")),

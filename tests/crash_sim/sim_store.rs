@@ -10,11 +10,15 @@
 //! - [`Disk::crash`]: the process died. Every queued write is dropped without its callback being
 //!   called; the old incarnation's handle answers `Closed` to everything from then on (a dead
 //!   process reaches no disk), so nothing it does while the test stops it changes the disk.
-//! - [`Disk::fail_next`]: the next queued write fails (callback `Err(Io)`). In
-//!   [`FailMode::Poison`] the disk then behaves like fjall after an I/O error: every write still
-//!   queued fails when its sync comes, and new submits are refused with `Poisoned`, until the next
-//!   restart ([`Disk::crash`]). In [`FailMode::Single`] only that one write fails and the disk
-//!   carries on (a transient error, e.g. a full disk that gets space back).
+//! - [`Disk::fail_next`]: the next queued write fails (callback `Err(Io)`). What follows depends
+//!   on the [`FailMode`]:
+//!   - `Poison` (fjall after an I/O error): every write still queued fails when its sync comes,
+//!     and new submits are refused with `Poisoned`, until the next restart ([`Disk::crash`]).
+//!   - `Batch` (a transient error that fails one group commit): that write and every write
+//!     queued behind it fail at once; writes submitted afterwards succeed.
+//!   - `Single`: only that one write fails; later queued writes still become durable. A store
+//!     may not do this if a conversation's durable writes are to stay a prefix of what its actor
+//!     submitted, but nothing in the `Store` contract forbids it today (see the report).
 //! - Writes outside the conversation queue (`create_conversation`, `put_user`, `hide_message`, …)
 //!   are durable when they return, as if each had its own fsync.
 //!
@@ -39,6 +43,8 @@ use switchboard::storage::{
 pub enum FailMode {
     /// fjall: after one failed write, every write fails until the process restarts.
     Poison,
+    /// The failed write and everything queued behind it fail; the disk then recovers.
+    Batch,
     /// Only the failed write is lost; later writes succeed.
     Single,
 }
@@ -168,12 +174,26 @@ impl Disk {
                     Entry::Settle(done) => callbacks.push((done, Ok(()))),
                     Entry::Write(_, done) => {
                         let reason = "simulated I/O error".to_string();
-                        if s.mode == FailMode::Poison {
-                            s.poisoned = Some(reason.clone());
-                        }
                         s.writes_failed += 1;
-                        callbacks.push((done, Err(StoreError::Io(reason))));
+                        callbacks.push((done, Err(StoreError::Io(reason.clone()))));
                         failed = true;
+                        match s.mode {
+                            FailMode::Poison => s.poisoned = Some(reason),
+                            FailMode::Batch => {
+                                // Everything behind it fails too, settles answered in order.
+                                while let Some(entry) = s.queue.pop_front() {
+                                    match entry {
+                                        Entry::Settle(done) => callbacks.push((done, Ok(()))),
+                                        Entry::Write(_, done) => {
+                                            s.writes_failed += 1;
+                                            callbacks
+                                                .push((done, Err(StoreError::Io(reason.clone()))));
+                                        }
+                                    }
+                                }
+                            }
+                            FailMode::Single => {}
+                        }
                         break;
                     }
                 }
@@ -200,10 +220,6 @@ impl Disk {
         };
         // Dropped outside the lock: a callback owns actor references.
         drop(dropped);
-    }
-
-    pub fn is_poisoned(&self) -> bool {
-        self.lock().poisoned.is_some()
     }
 
     /// A copy of what is durable.
@@ -302,8 +318,7 @@ impl Durable {
             self.user_conversations
                 .insert((user.clone(), doc.record.id), doc.state.activity_ms);
         }
-        self.conversation_keys
-            .insert(Self::key(doc), doc.record.id);
+        self.conversation_keys.insert(Self::key(doc), doc.record.id);
     }
 }
 
