@@ -2,8 +2,8 @@
 //! failures, idle time and crashes, with every invariant checked after every step.
 //!
 //! Everything runs on one current-thread tokio runtime, so the only source of order is the seed:
-//! a step starts requests (tasks that `ask` the engine), then the schedule yields until every
-//! task and actor has gone idle ([`Sim::quiesce`]).
+//! a step starts requests (tasks that `ask` the engine), then the schedule waits until the
+//! runtime has nothing left to run ([`Idle`]: the scheduler is about to park its thread).
 //!
 //! Time: the crate's dev-dependencies do not enable tokio's `test-util`, so time cannot be
 //! paused and advanced here, and the idle step only lets the actors' timers be (see
@@ -11,7 +11,11 @@
 //! step `tokio::time::sleep(Duration::from_secs(IDLE_SECS + 1))`, which is then instant.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use switchboard::domain::clock::now_ms;
 use switchboard::domain::conversation::{
@@ -171,11 +175,50 @@ struct Sim {
     stats: Stats,
     trace: Vec<String>,
     echo: bool,
+    park: Arc<ParkSignal>,
+}
+
+/// Tells the schedule when the runtime has gone idle. The current-thread scheduler calls its
+/// `on_thread_park` hook only when no task is ready and nothing is deferred; the hook wakes the
+/// schedule's [`Idle`] future, which then completes. So "idle" is exact: every task and actor has
+/// run until it waits on something only the schedule (a sync, a crash) or a timer can give it.
+#[derive(Default)]
+pub struct ParkSignal {
+    waiting: Mutex<Option<Waker>>,
+    fired: AtomicBool,
+}
+
+impl ParkSignal {
+    fn on_park(&self) {
+        if let Some(w) = self.waiting.lock().unwrap().take() {
+            self.fired.store(true, Ordering::Release);
+            w.wake();
+        }
+    }
+}
+
+/// Completes once the runtime has had nothing to run.
+struct Idle(Arc<ParkSignal>);
+
+impl Future for Idle {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.fired.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        *self.0.waiting.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Pending
+    }
 }
 
 pub fn run(seed: u64, faults: Faults, echo: bool) -> Result<Stats, Failure> {
+    let park = Arc::new(ParkSignal::default());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
+        .on_thread_park({
+            let park = park.clone();
+            move || park.on_park()
+        })
         .build()
         .expect("runtime");
     rt.block_on(async move {
@@ -186,7 +229,7 @@ pub fn run(seed: u64, faults: Faults, echo: bool) -> Result<Stats, Failure> {
             n => modes[rng.below(n as u64) as usize],
         };
         let steps = 50 + rng.below(51) as usize;
-        let mut sim = Sim::new(rng, mode, faults, echo).await;
+        let mut sim = Sim::new(rng, mode, faults, echo, park).await;
         sim.log(format!(
             "seed {seed}: {steps} steps, failed writes {mode:?}"
         ));
@@ -227,7 +270,13 @@ fn ext(s: &str) -> ExternalId {
 }
 
 impl Sim {
-    async fn new(rng: Rng, mode: FailMode, faults: Faults, echo: bool) -> Sim {
+    async fn new(
+        rng: Rng,
+        mode: FailMode,
+        faults: Faults,
+        echo: bool,
+        park: Arc<ParkSignal>,
+    ) -> Sim {
         let disk = Disk::new(mode);
         let provider = ext("prov");
         let mut convs = Vec::new();
@@ -269,6 +318,7 @@ impl Sim {
             stats: Stats::default(),
             trace: Vec::new(),
             echo,
+            park,
         }
     }
 
@@ -452,37 +502,20 @@ impl Sim {
             .unwrap()
             .retain(|(n, _)| !lost.contains(n));
         self.incarnation += 1;
+        // A restart takes longer than a millisecond. Message ids are minted from the wall clock
+        // by a generator that starts afresh with each process, so a restart within the same
+        // millisecond would mint the ids the dead process just used (see the report).
+        let died = now_ms();
+        while now_ms() <= died {
+            std::hint::spin_loop();
+        }
         self.inc = Some(driver::start(driver::config(IDLE_SECS), self.disk.handle()).await);
     }
 
     /// Lets every task and actor run until all are idle, then checks the answers and the disk.
-    /// Yields until every task and actor is idle: at least `MIN_YIELDS` times, then until
-    /// nothing visible (answers, the disk queue, running actors) has changed for `MIN_YIELDS`
-    /// more. Nothing here waits on I/O or timers, so each yield lets every ready task run once.
+    /// Lets every task and actor run until none can go on.
     async fn quiesce(&self) {
-        const MIN_YIELDS: usize = 40;
-        let fingerprint = || {
-            (
-                self.answers.lock().unwrap().len(),
-                self.disk.queued(),
-                self.inc.as_ref().map(driver::running_actors),
-            )
-        };
-        let mut last = fingerprint();
-        let mut stable = 0;
-        for _ in 0..10_000 {
-            tokio::task::yield_now().await;
-            let now = fingerprint();
-            if now == last {
-                stable += 1;
-                if stable >= MIN_YIELDS {
-                    return;
-                }
-            } else {
-                stable = 0;
-                last = now;
-            }
-        }
+        Idle(self.park.clone()).await;
     }
 
     async fn settle_and_check(&mut self) -> Result<(), Violation> {
