@@ -70,8 +70,7 @@ pub async fn send(
     text: String,
 ) -> Result<Sent, String> {
     let outcome = engine
-        .registry
-        .ask(engine, conversation, |reply| {
+        .ask(conversation, |reply| {
             ConversationMsg::Send(SendRequest {
                 sender_name: sender.to_string(),
                 sender,
@@ -101,8 +100,7 @@ pub async fn mark_read(
     up_to: Option<Id>,
 ) -> Result<u64, String> {
     engine
-        .registry
-        .ask(engine, conversation, |reply| ConversationMsg::MarkRead {
+        .ask(conversation, |reply| ConversationMsg::MarkRead {
             user,
             up_to,
             reply,
