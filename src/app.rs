@@ -18,7 +18,7 @@ use crate::actors::supervisor::{Supervisor, SupervisorMsg};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::engine::{Engine, EngineRef};
-use crate::storage::embedded::EmbeddedStore;
+use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::storage::Store;
 
 /// How long shutdown waits for in-flight HTTP requests.
@@ -84,8 +84,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 
     let store: Arc<dyn Store> = EmbeddedStore::open(
         &config.store.path,
-        config.store.max_batch,
-        config.store.background_threads,
+        EmbeddedOptions {
+            max_batch: config.store.max_batch,
+            background_threads: config.store.background_threads,
+            max_queue: config.store.max_queue,
+        },
     )
     .map_err(|e| StartError::Store {
         path: config.store.path.display().to_string(),
