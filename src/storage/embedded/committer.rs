@@ -168,10 +168,7 @@ impl Committer {
         let guard = ClearOnExit(shared.clone());
         std::thread::Builder::new()
             .name("store-committer".into())
-            .spawn(move || {
-                let guard = guard;
-                commit_loop(&guard.0, rx, max_batch.max(1));
-            })
+            .spawn(move || commit_loop(guard, rx, max_batch.max(1)))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Committer { tx, shared })
     }
@@ -209,8 +206,12 @@ impl Committer {
     }
 }
 
-fn commit_loop(shared: &Shared, rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn commit_loop(alive: ClearOnExit, rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch.min(4096));
+    // Declared after `jobs`, so it drops first however the loop ends: a write answered `Closed`
+    // by its dropped job finds the store already reporting down.
+    let alive = alive;
+    let shared: &Shared = &alive.0;
     while let Ok(first) = rx.recv() {
         jobs.push(first);
         while jobs.len() < max_batch {

@@ -9,7 +9,7 @@
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::committer::Op;
-use super::{encode, io, Ks};
+use super::{decode, encode, io, Ks};
 use crate::domain::conversation::{ConversationDoc, Side};
 use crate::domain::message::StoredMessage;
 use crate::storage::{keys, participants, ConversationWrite, StoreError, StoreResult};
@@ -116,55 +116,132 @@ fn unread_op(doc: &ConversationDoc, side: Side) -> Op {
 const OLD_LISTS: &str = "user_conversations";
 /// Marks in `meta` that the activity index is complete.
 const ACTIVITY_BUILT: &[u8] = b"activity_index_built";
+/// Marks in `meta` that every dedupe entry is keyed by conversation and has its expiry entry.
+const DEDUPE_REKEYED: &[u8] = b"dedupe_rekeyed";
 /// Entries per batch while building, so a large store does not build one huge batch in memory.
 const BUILD_CHUNK: usize = 10_000;
 
-/// Builds the activity index from the old lists once, at open, before any reader or writer runs.
-/// The entries are idempotent and the marker is written last, so a build cut short by a crash is
-/// simply done again at the next open.
-pub(super) fn build_activity_index(db: &Database, spaces: &[Keyspace]) -> StoreResult<()> {
+/// The one-time builds for stores made by earlier versions, run at open before any reader or
+/// writer. Each build's writes are idempotent and its marker is written after them, so a build cut
+/// short by a crash is simply done again at the next open; a new store only gets the markers.
+pub(super) fn upgrade(db: &Database, spaces: &[Keyspace]) -> StoreResult<()> {
+    once(db, spaces, ACTIVITY_BUILT, |batch| {
+        build_activity_index(db, spaces, batch)
+    })?;
+    once(db, spaces, DEDUPE_REKEYED, |batch| {
+        rekey_dedupe(spaces, batch)
+    })?;
+    db.persist(PersistMode::SyncAll).map_err(io)
+}
+
+/// Writes in chunks of `BUILD_CHUNK`.
+struct Chunked<'a> {
+    db: &'a Database,
+    batch: fjall::OwnedWriteBatch,
+    n: usize,
+}
+
+impl Chunked<'_> {
+    fn insert(&mut self, ks: &Keyspace, k: Vec<u8>, v: Vec<u8>) -> StoreResult<()> {
+        self.batch.insert(ks, k, v);
+        self.tick()
+    }
+
+    fn remove(&mut self, ks: &Keyspace, k: Vec<u8>) -> StoreResult<()> {
+        self.batch.remove(ks, k);
+        self.tick()
+    }
+
+    fn tick(&mut self) -> StoreResult<()> {
+        self.n += 1;
+        if self.n.is_multiple_of(BUILD_CHUNK) {
+            std::mem::replace(&mut self.batch, self.db.batch())
+                .commit()
+                .map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+fn once(
+    db: &Database,
+    spaces: &[Keyspace],
+    marker: &[u8],
+    build: impl FnOnce(&mut Chunked) -> StoreResult<()>,
+) -> StoreResult<()> {
     let meta = &spaces[Ks::Meta as usize];
-    if meta.contains_key(ACTIVITY_BUILT).map_err(io)? {
+    if meta.contains_key(marker).map_err(io)? {
         return Ok(());
     }
-    let activity = &spaces[Ks::Activity as usize];
-    let mut built = 0usize;
-    if db.keyspace_exists(OLD_LISTS) {
-        let old = db
-            .keyspace(OLD_LISTS, KeyspaceCreateOptions::default)
-            .map_err(io)?;
-        let mut batch = db.batch();
-        let mut in_batch = 0;
-        for g in old.iter() {
-            let (k, v) = g.into_inner().map_err(io)?;
-            let corrupt = || StoreError::Corrupt("old conversation list entry".into());
-            let user = k.get(..k.len().saturating_sub(8)).ok_or_else(corrupt)?;
-            let cid = keys::trailing_id(&k).ok_or_else(corrupt)?;
-            let at = <[u8; 8]>::try_from(v.as_ref()).map_err(|_| corrupt())?;
-            batch.insert(
-                activity,
-                keys::activity_under(user, i64::from_be_bytes(at), cid),
-                Vec::new(),
-            );
-            in_batch += 1;
-            built += 1;
-            if in_batch == BUILD_CHUNK {
-                batch.commit().map_err(io)?;
-                batch = db.batch();
-                in_batch = 0;
-            }
-        }
-        batch.commit().map_err(io)?;
-    }
-    let mut batch = db.batch();
-    batch.insert(meta, ACTIVITY_BUILT, Vec::new());
+    let mut chunked = Chunked {
+        db,
+        batch: db.batch(),
+        n: 0,
+    };
+    build(&mut chunked)?;
+    let Chunked { mut batch, n, .. } = chunked;
+    batch.insert(meta, marker, Vec::new());
     batch.commit().map_err(io)?;
-    db.persist(PersistMode::SyncAll).map_err(io)?;
-    if built > 0 {
+    if n > 0 {
         tracing::info!(
-            entries = built,
-            "built the activity-ordered conversation index"
+            build = %String::from_utf8_lossy(marker),
+            writes = n,
+            "upgraded the store's indexes"
         );
+    }
+    Ok(())
+}
+
+/// The activity index from the old (user, conversation) -> activity lists, if there are any.
+fn build_activity_index(db: &Database, spaces: &[Keyspace], out: &mut Chunked) -> StoreResult<()> {
+    if !db.keyspace_exists(OLD_LISTS) {
+        return Ok(());
+    }
+    let old = db
+        .keyspace(OLD_LISTS, KeyspaceCreateOptions::default)
+        .map_err(io)?;
+    let activity = &spaces[Ks::Activity as usize];
+    for g in old.iter() {
+        let (k, v) = g.into_inner().map_err(io)?;
+        let corrupt = || StoreError::Corrupt("old conversation list entry".into());
+        let user = k.get(..k.len().saturating_sub(8)).ok_or_else(corrupt)?;
+        let cid = keys::trailing_id(&k).ok_or_else(corrupt)?;
+        let at = <[u8; 8]>::try_from(v.as_ref()).map_err(|_| corrupt())?;
+        out.insert(
+            activity,
+            keys::activity_under(user, i64::from_be_bytes(at), cid),
+            Vec::new(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Earlier versions keyed dedupe entries by (sender, id) alone and never expired them: such an
+/// entry would never be found again (lookups are per conversation now) nor swept. Each is moved
+/// under its conversation (the first 8 bytes of the message key it holds) with an expiry entry
+/// at its message's creation, so a retry across the upgrade still finds its original.
+fn rekey_dedupe(spaces: &[Keyspace], out: &mut Chunked) -> StoreResult<()> {
+    let dedupe = &spaces[Ks::Dedupe as usize];
+    let messages = &spaces[Ks::Messages as usize];
+    // The iterator reads the keyspace as it was when it began, so it never meets a moved entry.
+    for g in dedupe.iter() {
+        let (k, mkey) = g.into_inner().map_err(io)?;
+        out.remove(dedupe, k.to_vec())?;
+        let message = match messages.get(&mkey).map_err(io)? {
+            Some(v) => decode::<StoredMessage>(&v).ok(),
+            None => None,
+        };
+        let (Some(m), Some(conversation)) = (message, mkey.get(..8)) else {
+            continue;
+        };
+        let mut dkey = conversation.to_vec();
+        dkey.extend_from_slice(&k);
+        out.insert(
+            &spaces[Ks::DedupeExpiry as usize],
+            keys::dedupe_expiry(m.created_at, &dkey),
+            mkey.to_vec(),
+        )?;
+        out.insert(dedupe, dkey, mkey.to_vec())?;
     }
     Ok(())
 }

@@ -284,9 +284,10 @@ impl EmbeddedStore {
             let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
             spaces.push(db.keyspace(name, options).map_err(io)?);
         }
-        // Recovery replays only what the journal holds, and the build syncs what it writes, so
-        // everything readable now is durable and may be published as it is.
-        indexes::build_activity_index(&db, &spaces)?;
+        // Builds what earlier versions lacked, then syncs: a journal that an earlier process
+        // wrote but did not sync (it crashed between commit and sync) may still sit unsynced in
+        // the page cache, and must be durable before it is published to readers.
+        indexes::upgrade(&db, &spaces)?;
         let shared = Arc::new(Shared::new(db, spaces, options.max_queue));
         let committer = Committer::start(shared.clone(), options.max_batch)?;
         Ok(Arc::new(EmbeddedStore {
