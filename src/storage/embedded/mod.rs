@@ -177,6 +177,7 @@ impl View {
         end.extend_from_slice(&[0xFF; 16]);
         let mut items = Vec::with_capacity(limit.min(256));
         let mut next_cursor = None;
+        let mut last = None;
         for g in self
             .snap
             .range(self.ks(Ks::Activity), (start, Bound::Included(end)))
@@ -185,17 +186,23 @@ impl View {
             let (at, cid) = keys::activity_of(&k)
                 .ok_or_else(|| StoreError::Corrupt("activity index".into()))?;
             if items.len() == limit {
-                next_cursor = items
-                    .last()
-                    .map(|d: &ConversationDoc| format!("{}.{}", d.state.activity_ms, d.record.id));
+                next_cursor = last.map(|(at, cid): (i64, Id)| format!("{at}.{cid}"));
                 break;
             }
             let Some(doc) = self.get::<ConversationDoc>(Ks::Conversations, &keys::id(cid))? else {
                 continue;
             };
             // An entry the conversation has moved away from (a write that named the wrong
-            // `moved_from`) is stale: the conversation is listed at its current activity.
-            if doc.state.activity_ms != at {
+            // `moved_from`) is stale: skipped when the entry at its current activity exists, and
+            // listed where it is otherwise, since a conversation out of place beats one missing.
+            if doc.state.activity_ms != at
+                && self
+                    .raw(
+                        Ks::Activity,
+                        &keys::activity(user, doc.state.activity_ms, cid),
+                    )?
+                    .is_some()
+            {
                 continue;
             }
             let Some(side) = doc.record.side_of(user) else {
@@ -205,6 +212,8 @@ impl View {
                 continue;
             }
             items.push(doc);
+            // The cursor is a place in the index, which the next page starts after.
+            last = Some((at, cid));
         }
         Ok(ConversationPage { items, next_cursor })
     }

@@ -267,6 +267,46 @@ async fn settling_an_idle_store_costs_no_sync() {
     assert_eq!(store.shared.seam.commits.load(Ordering::Acquire), before);
 }
 
+#[tokio::test]
+async fn a_write_with_the_wrong_moved_from_neither_hides_nor_doubles_a_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 16);
+    let (mut d, _) = store
+        .create_conversation(doc(1, "cust", 10), None)
+        .await
+        .unwrap();
+    store
+        .create_conversation(doc(2, "other", 20), None)
+        .await
+        .unwrap();
+    let listed = || async {
+        let page = store
+            .list_conversations(&ext("prov"), None, None, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        page.items.iter().map(|d| d.record.id.0).collect::<Vec<_>>()
+    };
+    for (activity, moved_from) in [(50, None), (60, Some(50))] {
+        d.state.activity_ms = activity;
+        let (done, rx) = durable_channel();
+        let write = ConversationWrite {
+            doc: d.clone(),
+            message: None,
+            unread_of: None,
+            moved_from,
+        };
+        store.submit(&write, done).unwrap();
+        rx.await.unwrap().unwrap();
+        assert_eq!(listed().await.len(), 2, "listed once each, none missing");
+    }
+    assert_eq!(
+        listed().await,
+        vec![1, 2],
+        "at its activity once an entry is there"
+    );
+}
+
 /// Opens the store in `dir`, waiting for an earlier handle's threads to let go of its lock.
 async fn reopen(dir: &Path) -> Arc<EmbeddedStore> {
     for _ in 0..50 {
