@@ -18,11 +18,15 @@ use crate::actors::supervisor::{Supervisor, SupervisorMsg};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::engine::{Engine, EngineRef};
-use crate::storage::embedded::EmbeddedStore;
-use crate::storage::Store;
+use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore};
+use crate::storage::{Store, DEDUPE_WINDOW_MS};
 
 /// How long shutdown waits for in-flight HTTP requests.
 const GRACE: Duration = Duration::from_secs(10);
+
+/// How often expired `client_msg_id` entries are swept. A constant, not a setting: the window is
+/// a day, so a minute between sweeps only keeps each sweep small and nobody needs to tune it.
+const DEDUPE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -84,8 +88,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 
     let store: Arc<dyn Store> = EmbeddedStore::open(
         &config.store.path,
-        config.store.max_batch,
-        config.store.background_threads,
+        EmbeddedOptions {
+            max_batch: config.store.max_batch,
+            background_threads: config.store.background_threads,
+            max_queue: config.store.max_queue,
+        },
     )
     .map_err(|e| StartError::Store {
         path: config.store.path.display().to_string(),
@@ -139,6 +146,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 }
             })
         },
+        {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(DEDUPE_SWEEP_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    sweep_expired_dedupe(&*engine.store, crate::domain::clock::now_ms()).await;
+                }
+            })
+        },
     ];
     tracing::info!(%http_addr, %admin_addr, "switchboard started");
     Ok(Server {
@@ -151,6 +169,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         supervisor,
         supervisor_done,
     })
+}
+
+/// Forgets the `client_msg_id`s of messages older than the dedupe window at `now_ms`.
+async fn sweep_expired_dedupe(store: &dyn Store, now_ms: i64) {
+    match store.sweep_dedupe(now_ms - DEDUPE_WINDOW_MS).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(swept = n, "expired dedupe entries swept"),
+        // An overloaded or failing store is reported where it matters (writes, health); the
+        // next tick tries again.
+        Err(e) => tracing::warn!(error = %e, "dedupe sweep failed"),
+    }
 }
 
 async fn until(mut signal: watch::Receiver<bool>) {
@@ -220,5 +249,56 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::conversation::{ConversationDoc, ConversationRecord, ConversationState};
+    use crate::domain::message::{MessageType, StoredMessage};
+    use crate::domain::user::ExternalId;
+    use crate::domain::Id;
+
+    #[tokio::test]
+    async fn the_sweep_forgets_client_ids_past_the_window_only() {
+        let ext = |s: &str| ExternalId::parse(s).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+        let now = 10 * DEDUPE_WINDOW_MS;
+        for (id, age) in [(1u64, DEDUPE_WINDOW_MS + 1), (2, DEDUPE_WINDOW_MS - 1_000)] {
+            let message = StoredMessage {
+                id: Id(id * 100),
+                conversation_id: Id(id),
+                seq: 1,
+                sender_id: ext("c"),
+                sender_name: "c".into(),
+                message_type: MessageType::Text,
+                text: "hi".into(),
+                attachments: vec![],
+                created_at: now - age,
+                client_msg_id: Some("same".into()),
+                deleted: false,
+            };
+            let doc = ConversationDoc {
+                record: ConversationRecord {
+                    id: Id(id),
+                    service_id: ext(&format!("s{id}")),
+                    service_title: "S".into(),
+                    provider_id: ext("p"),
+                    provider_name: "P".into(),
+                    customer_id: ext("c"),
+                    customer_name: "C".into(),
+                    created_at: now - age,
+                },
+                state: ConversationState::default(),
+            };
+            store.create_conversation(doc, Some(message)).await.unwrap();
+        }
+        sweep_expired_dedupe(&*store, now).await;
+        let sender = ext("c");
+        let found = |id| store.find_by_client_msg_id(Id(id), &sender, "same");
+        assert!(found(1).await.unwrap().is_none(), "older than the window");
+        assert!(found(2).await.unwrap().is_some(), "inside the window");
     }
 }

@@ -79,6 +79,10 @@ pub struct StoreConfig {
     /// Threads the embedded store flushes and compacts with. Few, so background work cannot take
     /// every core from the committer and the sockets on a small machine.
     pub background_threads: usize,
+    /// Writes the embedded store holds queued and unanswered before it refuses more
+    /// (`overloaded`), so a disk slower than the offered load sheds requests instead of growing
+    /// memory without end.
+    pub max_queue: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +159,7 @@ impl Default for Config {
                 path: PathBuf::from("data"),
                 max_batch: 4096,
                 background_threads: 1,
+                max_queue: 16_384,
             },
             limits: LimitsConfig {
                 messages_per_minute: 10,
@@ -257,6 +262,9 @@ impl Config {
         if self.store.background_threads == 0 {
             return bad("store.background_threads must be at least 1");
         }
+        if self.store.max_queue == 0 {
+            return bad("store.max_queue must be at least 1");
+        }
         if self.limits.max_frame_bytes < 1024 {
             return bad("limits.max_frame_bytes must be at least 1024");
         }
@@ -318,6 +326,10 @@ mod tests {
         c.store.max_batch = 0;
         let err = c.validate().unwrap_err();
         assert!(err.to_string().contains("max_batch"), "{err}");
+        c.store.max_batch = 1;
+        c.store.max_queue = 0;
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("max_queue"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use switchboard::domain::conversation::{
 use switchboard::domain::message::{MessageType, StoredMessage};
 use switchboard::domain::user::{ExternalId, Role, Service, UserProfile};
 use switchboard::domain::Id;
-use switchboard::storage::embedded::EmbeddedStore;
+use switchboard::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use switchboard::storage::{durable_channel, ConversationWrite, SeqRange, Store, StoreResult};
 
 fn ext(s: &str) -> ExternalId {
@@ -20,11 +20,18 @@ fn ext(s: &str) -> ExternalId {
 /// Every store under test, each in a fresh keyspace/directory.
 fn stores() -> Vec<(String, Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = EmbeddedStore::open(dir.path(), 256, 1).unwrap();
+    let embedded = EmbeddedStore::open(dir.path(), options()).unwrap();
     if std::env::var("SCYLLA_URI").is_ok() {
         eprintln!("SCYLLA_URI is set, but this build has no ScyllaDB store yet: only the embedded store is tested");
     }
     vec![("embedded".into(), embedded as Arc<dyn Store>, dir)]
+}
+
+fn options() -> EmbeddedOptions {
+    EmbeddedOptions {
+        max_batch: 256,
+        ..EmbeddedOptions::default()
+    }
 }
 
 fn doc(id: u64, customer: &str, activity: i64) -> ConversationDoc {
@@ -85,6 +92,7 @@ async fn append(store: &Arc<dyn Store>, d: &mut ConversationDoc, n: u64) {
             d.record.customer_id.as_str(),
             Some(&format!("c{seq}")),
         );
+        let moved_from = d.state.activity_ms;
         d.state.last_seq = seq;
         d.state.last_message_id = Some(m.id);
         d.state.activity_ms = m.created_at + d.record.id.0 as i64;
@@ -95,7 +103,7 @@ async fn append(store: &Arc<dyn Store>, d: &mut ConversationDoc, n: u64) {
                 doc: d.clone(),
                 message: Some(m),
                 unread_of: Some(Side::Provider),
-                moved_from: None,
+                moved_from: Some(moved_from),
             },
         ));
     }
@@ -347,7 +355,7 @@ async fn hidden_messages_are_per_user() {
 async fn everything_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store: Arc<dyn Store> = EmbeddedStore::open(dir.path(), 64, 1).unwrap();
+        let store: Arc<dyn Store> = EmbeddedStore::open(dir.path(), options()).unwrap();
         let (mut d, _) = store
             .create_conversation(doc(3, "zed", 1), None)
             .await
@@ -357,7 +365,7 @@ async fn everything_survives_reopening() {
     // The committer thread exits once the store is dropped; give it a moment to release the lock.
     let mut reopened = None;
     for _ in 0..50 {
-        match EmbeddedStore::open(dir.path(), 64, 1) {
+        match EmbeddedStore::open(dir.path(), options()) {
             Ok(s) => {
                 reopened = Some(s);
                 break;
@@ -394,5 +402,386 @@ async fn last_seen_is_kept() {
             Some(5_678),
             "{name}"
         );
+    }
+}
+
+/// Moves `d` to `activity` (as a new message would) and writes it.
+async fn touch(store: &Arc<dyn Store>, d: &mut ConversationDoc, activity: i64) {
+    let moved_from = d.state.activity_ms;
+    d.state.activity_ms = activity;
+    submit(
+        store,
+        ConversationWrite {
+            doc: d.clone(),
+            message: None,
+            unread_of: None,
+            moved_from: Some(moved_from),
+        },
+    )
+    .await
+    .expect("the store calls back once")
+    .unwrap();
+}
+
+/// Reads every page of `user`'s list, `limit` at a time; the ids in order.
+async fn all_pages(
+    store: &Arc<dyn Store>,
+    user: &str,
+    archived: Option<bool>,
+    limit: usize,
+) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_conversations(&ext(user), archived, cursor.as_deref(), limit)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(page.items.len() <= limit);
+        ids.extend(page.items.iter().map(|d| d.record.id.0));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return ids,
+        }
+        assert!(ids.len() <= 1_000, "the cursor must move forward");
+    }
+}
+
+#[tokio::test]
+async fn long_lists_page_in_exact_activity_order() {
+    for (name, store, _dir) in stores() {
+        let mut docs = Vec::new();
+        for i in 0..250u64 {
+            // Activity ties for every pair, so the id decides between them.
+            let (d, _) = store
+                .create_conversation(doc(1_000 + i, &format!("cust{i}"), (i / 2) as i64), None)
+                .await
+                .unwrap();
+            docs.push(d);
+        }
+        let mut expected: Vec<(i64, u64)> = docs
+            .iter()
+            .map(|d| (d.state.activity_ms, d.record.id.0))
+            .collect();
+        expected.sort_unstable_by(|a, b| b.cmp(a));
+        let ids = |e: &[(i64, u64)]| e.iter().map(|x| x.1).collect::<Vec<_>>();
+        assert_eq!(
+            all_pages(&store, "prov", None, 20).await,
+            ids(&expected),
+            "{name}"
+        );
+
+        // Activity moves a conversation to the top, and out of its old place.
+        touch(&store, &mut docs[10], 10_000).await;
+        let listed = all_pages(&store, "prov", None, 20).await;
+        assert_eq!(listed.len(), 250, "{name}: listed once");
+        assert_eq!(listed[0], 1_010, "{name}: the newest activity first");
+        let first = store
+            .list_conversations(&ext("prov"), None, None, 20)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.items[0].record.id, Id(1_010), "{name}");
+        assert_eq!(
+            first.next_cursor.as_deref(),
+            Some(
+                format!(
+                    "{}.{}",
+                    first.items[19].state.activity_ms, first.items[19].record.id
+                )
+                .as_str()
+            ),
+            "{name}: the cursor is \"<activity_ms>.<id>\""
+        );
+        let customer = all_pages(&store, "cust10", None, 20).await;
+        assert_eq!(
+            customer,
+            vec![1_010],
+            "{name}: the customer's entry moved too"
+        );
+
+        // The archived filter skips without breaking the order.
+        for i in (0..250).step_by(3) {
+            let mut d = docs[i].clone();
+            d.state = store
+                .get_conversation(d.record.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .state;
+            d.state.provider.archived = true;
+            submit(
+                &store,
+                ConversationWrite {
+                    doc: d,
+                    message: None,
+                    unread_of: None,
+                    moved_from: None,
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        }
+        let live_expected: Vec<u64> = listed
+            .iter()
+            .copied()
+            .filter(|id| (id - 1_000) % 3 != 0)
+            .collect();
+        assert_eq!(
+            all_pages(&store, "prov", Some(false), 20).await,
+            live_expected,
+            "{name}"
+        );
+        let archived: Vec<u64> = listed
+            .iter()
+            .copied()
+            .filter(|id| (id - 1_000) % 3 == 0)
+            .collect();
+        assert_eq!(
+            all_pages(&store, "prov", Some(true), 20).await,
+            archived,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dedupe_is_per_conversation_and_expires() {
+    for (name, store, _dir) in stores() {
+        let (mut a, _) = store
+            .create_conversation(doc(21, "dora", 1), None)
+            .await
+            .unwrap();
+        let (mut b, _) = store
+            .create_conversation(
+                ConversationDoc {
+                    record: ConversationRecord {
+                        service_id: ext("svc2"),
+                        ..doc(22, "dora", 1).record
+                    },
+                    ..doc(22, "dora", 1)
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        // The same client ids ("c1", "c2", ...) from the same sender, in two conversations.
+        append(&store, &mut a, 2).await;
+        append(&store, &mut b, 2).await;
+        let in_a = store
+            .find_by_client_msg_id(Id(21), &ext("dora"), "c1")
+            .await
+            .unwrap()
+            .unwrap();
+        let in_b = store
+            .find_by_client_msg_id(Id(22), &ext("dora"), "c1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (in_a.conversation_id, in_b.conversation_id),
+            (Id(21), Id(22)),
+            "{name}: two different messages"
+        );
+        assert_ne!(in_a.id, in_b.id, "{name}");
+
+        // Message seq n is created at 1000 + n: sweeping before 1002 takes every c1, not c2.
+        assert_eq!(store.sweep_dedupe(1_002).await.unwrap(), 2, "{name}");
+        for conv in [21, 22] {
+            assert!(
+                store
+                    .find_by_client_msg_id(Id(conv), &ext("dora"), "c1")
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{name}: swept"
+            );
+            assert!(
+                store
+                    .find_by_client_msg_id(Id(conv), &ext("dora"), "c2")
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{name}: fresh entries stay"
+            );
+            assert!(
+                store.get_message(Id(conv), 1).await.unwrap().is_some(),
+                "{name}: sweeping forgets the id, not the message"
+            );
+        }
+        assert_eq!(
+            store.sweep_dedupe(1_002).await.unwrap(),
+            0,
+            "{name}: nothing left to sweep"
+        );
+        assert_eq!(store.sweep_dedupe(i64::MAX).await.unwrap(), 2, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn create_with_first_message_is_one_write() {
+    for (name, store, _dir) in stores() {
+        let mut d = doc(31, "erin", 1_001);
+        let first = message(31, 1, "erin", Some("hello-1"));
+        d.state.last_seq = 1;
+        d.state.last_message_id = Some(first.id);
+        d.state.last_message_at = Some(first.created_at);
+        d.state.provider.unread = 1;
+        let (stored, created) = store
+            .create_conversation(d.clone(), Some(first.clone()))
+            .await
+            .unwrap();
+        assert!(created, "{name}");
+        assert_eq!(stored, d, "{name}");
+        assert_eq!(
+            store.get_conversation(Id(31)).await.unwrap(),
+            Some(d.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store.get_message(Id(31), 1).await.unwrap(),
+            Some(first.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store.find_message(first.id).await.unwrap(),
+            Some(first.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .find_by_client_msg_id(Id(31), &ext("erin"), "hello-1")
+                .await
+                .unwrap(),
+            Some(first.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store.unread_counts(&ext("prov")).await.unwrap(),
+            vec![(Id(31), 1)],
+            "{name}: the recipient's unread, from the doc"
+        );
+        assert!(
+            store.unread_counts(&ext("erin")).await.unwrap().is_empty(),
+            "{name}"
+        );
+        for user in ["prov", "erin"] {
+            assert_eq!(
+                all_pages(&store, user, None, 10).await,
+                vec![31],
+                "{name}: {user}"
+            );
+        }
+
+        // The same (service, provider, customer) again: nothing of the second one is written.
+        let mut again = doc(32, "erin", 5_000);
+        let second = message(32, 1, "erin", Some("hello-2"));
+        again.state.last_seq = 1;
+        again.state.provider.unread = 1;
+        let (existing, created) = store
+            .create_conversation(again, Some(second.clone()))
+            .await
+            .unwrap();
+        assert!(!created, "{name}");
+        assert_eq!(existing, d, "{name}: the stored one is answered");
+        assert_eq!(
+            store.get_conversation(Id(32)).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(store.find_message(second.id).await.unwrap(), None, "{name}");
+        assert_eq!(store.get_message(Id(32), 1).await.unwrap(), None, "{name}");
+        assert!(
+            store
+                .find_by_client_msg_id(Id(32), &ext("erin"), "hello-2")
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+        assert_eq!(
+            store.unread_counts(&ext("prov")).await.unwrap(),
+            vec![(Id(31), 1)],
+            "{name}"
+        );
+        assert_eq!(
+            all_pages(&store, "prov", None, 10).await,
+            vec![31],
+            "{name}"
+        );
+
+        // A first message from the provider leaves the customer with the unread one.
+        let mut from_provider = doc(33, "gail", 2_000);
+        let hello = message(33, 1, "prov", None);
+        from_provider.state.last_seq = 1;
+        from_provider.state.customer.unread = 1;
+        store
+            .create_conversation(from_provider, Some(hello))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.unread_counts(&ext("gail")).await.unwrap(),
+            vec![(Id(33), 1)],
+            "{name}: whoever the doc says"
+        );
+        assert_eq!(
+            store.unread_counts(&ext("prov")).await.unwrap(),
+            vec![(Id(31), 1)],
+            "{name}: not the sender"
+        );
+    }
+}
+
+#[tokio::test]
+async fn settle_answers_after_every_earlier_write() {
+    for (name, store, _dir) in stores() {
+        let (mut d, _) = store
+            .create_conversation(doc(41, "finn", 1), None)
+            .await
+            .unwrap();
+        let mut waits = Vec::new();
+        for _ in 0..200 {
+            let seq = d.state.last_seq + 1;
+            let m = message(41, seq, "finn", None);
+            d.state.last_seq = seq;
+            waits.push(submit(
+                &store,
+                ConversationWrite {
+                    doc: d.clone(),
+                    message: Some(m),
+                    unread_of: None,
+                    moved_from: None,
+                },
+            ));
+        }
+        let (done, settled) = durable_channel();
+        store.settle(done);
+        settled.await.unwrap().unwrap();
+        // Nothing awaited the writes themselves: settle alone says they are all in.
+        assert_eq!(
+            store
+                .list_messages(Id(41), SeqRange::default(), 500, false)
+                .await
+                .unwrap()
+                .len(),
+            200,
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .get_conversation(Id(41))
+                .await
+                .unwrap()
+                .unwrap()
+                .state
+                .last_seq,
+            200,
+            "{name}"
+        );
+        for w in waits {
+            w.await.unwrap().unwrap();
+        }
     }
 }

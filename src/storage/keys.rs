@@ -43,12 +43,63 @@ pub fn message(conversation: Id, seq: u64) -> [u8; 16] {
     k
 }
 
-/// sender, client_msg_id.
+/// conversation, sender, client_msg_id.
 pub fn dedupe(conversation: Id, sender: &ExternalId, client_msg_id: &str) -> Vec<u8> {
     let mut b = id(conversation).to_vec();
     push_external(&mut b, sender);
     b.extend_from_slice(client_msg_id.as_bytes());
     b
+}
+
+/// A time as a key part that sorts in numeric order, negative times included (sign bit flipped).
+fn time(at_ms: i64) -> [u8; 8] {
+    ((at_ms as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn time_from(bytes: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
+/// user, activity, conversation, newest first: activity and id are stored inverted, so a forward
+/// scan of a user's prefix reads their most recent conversation first and a page reads only a page.
+/// Ties in activity go to the higher id first.
+pub fn activity(user: &ExternalId, at_ms: i64, conversation: Id) -> Vec<u8> {
+    activity_under(&external(user), at_ms, conversation)
+}
+
+/// `activity` under a user's key part as already encoded (`external`).
+pub fn activity_under(user: &[u8], at_ms: i64, conversation: Id) -> Vec<u8> {
+    let mut b = Vec::with_capacity(user.len() + 16);
+    b.extend_from_slice(user);
+    b.extend(time(at_ms).map(|x| !x));
+    b.extend(conversation.0.to_be_bytes().map(|x| !x));
+    b
+}
+
+/// The (activity, conversation) of an `activity` key.
+pub fn activity_of(key: &[u8]) -> Option<(i64, Id)> {
+    let n = key.len().checked_sub(16)?;
+    let at: [u8; 8] = key.get(n..n + 8)?.try_into().ok()?;
+    let id: [u8; 8] = key.get(n + 8..)?.try_into().ok()?;
+    Some((time_from(at.map(|x| !x)), Id(!u64::from_be_bytes(id))))
+}
+
+/// created_at, then the dedupe key: the dedupe entries in the order they expire, so a sweep reads
+/// only the expired range.
+pub fn dedupe_expiry(created_at: i64, dedupe_key: &[u8]) -> Vec<u8> {
+    let mut b = time(created_at).to_vec();
+    b.extend_from_slice(dedupe_key);
+    b
+}
+
+/// The first `dedupe_expiry` key at or after `at_ms`: the end of the range expired before it.
+pub fn dedupe_expiry_start(at_ms: i64) -> [u8; 8] {
+    time(at_ms)
+}
+
+/// The dedupe key inside a `dedupe_expiry` key.
+pub fn dedupe_of_expiry(key: &[u8]) -> Option<&[u8]> {
+    key.get(8..)
 }
 
 /// user, conversation.
@@ -73,6 +124,35 @@ mod tests {
         let u = ExternalId::parse("u").unwrap();
         assert_eq!(trailing_id(&user_and_id(&u, Id(42))), Some(Id(42)));
         assert_eq!(trailing_id(&[1, 2]), None);
+    }
+
+    #[test]
+    fn activity_keys_sort_newest_first_and_read_back() {
+        let u = ExternalId::parse("u").unwrap();
+        let mut keys = [
+            activity(&u, -5, Id(1)),
+            activity(&u, 10, Id(1)),
+            activity(&u, 10, Id(2)),
+            activity(&u, 3, Id(9)),
+        ];
+        keys.sort();
+        let order: Vec<_> = keys.iter().map(|k| activity_of(k).unwrap()).collect();
+        assert_eq!(
+            order,
+            vec![(10, Id(2)), (10, Id(1)), (3, Id(9)), (-5, Id(1))]
+        );
+        assert!(keys.iter().all(|k| k.starts_with(&external(&u))));
+    }
+
+    #[test]
+    fn expiry_keys_sort_by_time() {
+        let d = dedupe(Id(1), &ExternalId::parse("s").unwrap(), "c");
+        let early = dedupe_expiry(-1, &d);
+        let late = dedupe_expiry(5, &d);
+        assert!(early < late);
+        assert!(late.as_slice() < &dedupe_expiry_start(6)[..]);
+        assert!(late.as_slice() >= &dedupe_expiry_start(5)[..]);
+        assert_eq!(dedupe_of_expiry(&late), Some(d.as_slice()));
     }
 
     #[test]

@@ -1,0 +1,581 @@
+//! The embedded store: fjall (an LSM tree in this process) in one directory. The default store,
+//! so a newcomer runs Switchboard with no database server.
+//!
+//! Writes go through one committer thread (`committer.rs`): group commit, one fsync per batch,
+//! and a new durable snapshot published after each sync. Reads go through that snapshot, so they
+//! see only what is synced, and run on tokio's blocking pool, because an LSM read that misses the
+//! memtable and block cache reads a file and must not hold up an async worker. What a write puts
+//! on disk, indexes included, is in `indexes.rs`.
+
+mod committer;
+mod indexes;
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, Readable, Snapshot};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use self::committer::{Committer, Op, Shared};
+use super::keys;
+use super::{
+    durable_channel, BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store,
+    StoreError, StoreHealth, StoreResult,
+};
+use crate::domain::conversation::ConversationDoc;
+use crate::domain::message::StoredMessage;
+use crate::domain::user::{ExternalId, Service, UserProfile};
+use crate::domain::Id;
+
+/// The keyspaces, by what they hold; the order of `KEYSPACES`.
+#[derive(Debug, Clone, Copy)]
+enum Ks {
+    Services,
+    Users,
+    Conversations,
+    ConversationKeys,
+    Messages,
+    MessageIds,
+    Dedupe,
+    /// (created_at, dedupe key) -> message key: dedupe entries in the order they expire.
+    DedupeExpiry,
+    /// (user, activity, conversation), newest first: the users' conversation lists.
+    Activity,
+    Unread,
+    Hidden,
+    LastSeen,
+    /// Facts about the store itself (which one-time builds are done).
+    Meta,
+}
+
+const KEYSPACES: [&str; 13] = [
+    "services",
+    "users",
+    "conversations",
+    "conversation_keys",
+    "messages",
+    "message_ids",
+    "dedupe",
+    "dedupe_expiry",
+    "activity",
+    "unread",
+    "hidden",
+    "last_seen",
+    "meta",
+];
+
+/// Largest memtable of one keyspace before it is flushed to disk.
+const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Conversation creation takes one of these locks, chosen by the conversation's key, so two
+/// customers racing to open the same conversation get one conversation, while creations of
+/// different conversations rarely wait on each other.
+const CREATE_SHARDS: usize = 64;
+
+/// Expired dedupe entries deleted per batch by a sweep: small enough that a sweep's batch never
+/// holds up the message path's batches for long.
+const SWEEP_BATCH: usize = 1024;
+
+/// How the embedded store is sized (`store.*` in the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedOptions {
+    /// Most writes folded into one fsync.
+    pub max_batch: usize,
+    /// fjall's flush and compaction threads.
+    pub background_threads: usize,
+    /// Most writes queued and not yet answered; more are refused with `Overloaded`.
+    pub max_queue: usize,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            max_batch: 4096,
+            background_threads: 1,
+            max_queue: 16_384,
+        }
+    }
+}
+
+pub struct EmbeddedStore {
+    shared: Arc<Shared>,
+    committer: Committer,
+    create_locks: Vec<Mutex<()>>,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serializing our own plain structs to MessagePack cannot fail (no maps with non-string
+    // keys, no custom serializers that error); an empty value would surface as Corrupt on read.
+    rmp_serde::to_vec_named(v).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// One read's view: the latest durable snapshot and the keyspaces to read it through.
+struct View {
+    snap: Arc<Snapshot>,
+    shared: Arc<Shared>,
+}
+
+impl View {
+    fn ks(&self, ks: Ks) -> &Keyspace {
+        self.shared.ks(ks)
+    }
+
+    fn raw(&self, ks: Ks, key: &[u8]) -> StoreResult<Option<fjall::UserValue>> {
+        self.snap.get(self.ks(ks), key).map_err(io)
+    }
+
+    fn get<T: DeserializeOwned>(&self, ks: Ks, key: &[u8]) -> StoreResult<Option<T>> {
+        match self.raw(ks, key)? {
+            Some(v) => decode(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The value `ks` holds under `key` is a message key: the message there.
+    fn message_at(&self, ks: Ks, key: &[u8]) -> StoreResult<Option<StoredMessage>> {
+        match self.raw(ks, key)? {
+            Some(mkey) => self.get(Ks::Messages, &mkey),
+            None => Ok(None),
+        }
+    }
+
+    fn conversation_id(&self, ckey: &[u8]) -> StoreResult<Option<Id>> {
+        match self.raw(Ks::ConversationKeys, ckey)? {
+            Some(v) => keys::trailing_id(&v)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt("conversation key".into())),
+            None => Ok(None),
+        }
+    }
+
+    fn list_conversations(
+        &self,
+        user: &ExternalId,
+        archived: Option<bool>,
+        after: Option<(i64, Id)>,
+        limit: usize,
+    ) -> StoreResult<ConversationPage> {
+        let prefix = keys::external(user);
+        let start = match after {
+            Some((at, cid)) => Bound::Excluded(keys::activity(user, at, cid)),
+            None => Bound::Included(prefix.clone()),
+        };
+        // Every key under the prefix is the prefix and 16 bytes.
+        let mut end = prefix;
+        end.extend_from_slice(&[0xFF; 16]);
+        let mut items = Vec::with_capacity(limit.min(256));
+        let mut next_cursor = None;
+        let mut last = None;
+        for g in self
+            .snap
+            .range(self.ks(Ks::Activity), (start, Bound::Included(end)))
+        {
+            let k = g.key().map_err(io)?;
+            let (at, cid) = keys::activity_of(&k)
+                .ok_or_else(|| StoreError::Corrupt("activity index".into()))?;
+            if items.len() == limit {
+                next_cursor = last.map(|(at, cid): (i64, Id)| format!("{at}.{cid}"));
+                break;
+            }
+            let Some(doc) = self.get::<ConversationDoc>(Ks::Conversations, &keys::id(cid))? else {
+                continue;
+            };
+            // An entry the conversation has moved away from (a write that named the wrong
+            // `moved_from`) is stale: skipped when the entry at its current activity exists, and
+            // listed where it is otherwise, since a conversation out of place beats one missing.
+            if doc.state.activity_ms != at
+                && self
+                    .raw(
+                        Ks::Activity,
+                        &keys::activity(user, doc.state.activity_ms, cid),
+                    )?
+                    .is_some()
+            {
+                continue;
+            }
+            let Some(side) = doc.record.side_of(user) else {
+                continue;
+            };
+            if archived.is_some_and(|want| doc.state.side(side).archived != want) {
+                continue;
+            }
+            items.push(doc);
+            // The cursor is a place in the index, which the next page starts after.
+            last = Some((at, cid));
+        }
+        Ok(ConversationPage { items, next_cursor })
+    }
+
+    fn list_messages(
+        &self,
+        conversation: Id,
+        range: SeqRange,
+        limit: usize,
+        newest_first: bool,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        let lo = keys::message(conversation, range.after.map_or(0, |a| a.saturating_add(1)));
+        let hi = keys::message(conversation, range.before.unwrap_or(u64::MAX));
+        let iter = self.snap.range(self.ks(Ks::Messages), lo..hi);
+        let mut out = Vec::with_capacity(limit.min(256));
+        let mut push = |g: fjall::Guard| -> StoreResult<bool> {
+            let v = g.value().map_err(io)?;
+            out.push(decode::<StoredMessage>(&v)?);
+            Ok(out.len() < limit)
+        };
+        if newest_first {
+            for g in iter.rev() {
+                if !push(g)? {
+                    break;
+                }
+            }
+        } else {
+            for g in iter {
+                if !push(g)? {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The deletes of up to `SWEEP_BATCH` dedupe entries created before `before_ms`, and how many
+    /// expired entries they cover.
+    fn expired_dedupe(&self, before_ms: i64) -> StoreResult<(Vec<Op>, usize)> {
+        let end = keys::dedupe_expiry_start(before_ms);
+        let mut ops = Vec::new();
+        let mut n = 0;
+        for g in self
+            .snap
+            .range(self.ks(Ks::DedupeExpiry), ..end.as_slice())
+            .take(SWEEP_BATCH)
+        {
+            let (k, mkey) = g.into_inner().map_err(io)?;
+            let dkey = keys::dedupe_of_expiry(&k)
+                .ok_or_else(|| StoreError::Corrupt("dedupe expiry".into()))?;
+            // Only while it still names the message this expiry entry was written for.
+            if self.raw(Ks::Dedupe, dkey)?.is_some_and(|v| v == mkey) {
+                ops.push(Op::Delete(Ks::Dedupe, dkey.to_vec()));
+            }
+            ops.push(Op::Delete(Ks::DedupeExpiry, k.to_vec()));
+            n += 1;
+        }
+        Ok((ops, n))
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `path` and starts its committer thread.
+    pub fn open(path: &Path, options: EmbeddedOptions) -> StoreResult<Arc<Self>> {
+        std::fs::create_dir_all(path).map_err(io)?;
+        // Memory: fjall's default 64 MiB memtable per keyspace let the busy keyspaces hold
+        // hundreds of MiB (350 MiB RSS in the pairs benchmark, 135 MiB with 8 MiB memtables).
+        // Background threads: fjall's default (one per core, up to 4) lets a flush and a
+        // compaction take both cores of a small machine at once, and the committer's p99 with it.
+        let db = Database::builder(path)
+            .worker_threads(options.background_threads.max(1))
+            .manual_journal_persist(true)
+            .open()
+            .map_err(io)?;
+        let mut spaces = Vec::with_capacity(KEYSPACES.len());
+        for name in KEYSPACES {
+            let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
+            spaces.push(db.keyspace(name, options).map_err(io)?);
+        }
+        // Builds what earlier versions lacked, then syncs: a journal that an earlier process
+        // wrote but did not sync (it crashed between commit and sync) may still sit unsynced in
+        // the page cache, and must be durable before it is published to readers.
+        indexes::upgrade(&db, &spaces)?;
+        let shared = Arc::new(Shared::new(db, spaces, options.max_queue));
+        let committer = Committer::start(shared.clone(), options.max_batch)?;
+        Ok(Arc::new(EmbeddedStore {
+            shared,
+            committer,
+            create_locks: (0..CREATE_SHARDS).map(|_| Mutex::new(())).collect(),
+        }))
+    }
+
+    fn view(&self) -> View {
+        View {
+            snap: self.shared.snapshot(),
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Runs a read on the blocking pool, against the latest durable snapshot.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&View) -> StoreResult<T> + Send + 'static,
+    {
+        let view = self.view();
+        tokio::task::spawn_blocking(move || f(&view))
+            .await
+            .map_err(|e| {
+                if e.is_cancelled() {
+                    StoreError::Closed
+                } else {
+                    StoreError::Io(format!("a store read failed: {e}"))
+                }
+            })?
+    }
+
+    /// Queues operations for the committer and waits until they are synced.
+    async fn enqueue(&self, ops: Vec<Op>) -> StoreResult<()> {
+        let (done, rx) = durable_channel();
+        self.committer.submit(ops, done)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn put_service(&self, s: &Service) -> StoreResult<()> {
+        self.enqueue(vec![Op::Put(
+            Ks::Services,
+            keys::external(&s.id),
+            encode(s),
+        )])
+        .await
+    }
+
+    async fn get_service(&self, id: &ExternalId) -> StoreResult<Option<Service>> {
+        let key = keys::external(id);
+        self.read(move |v| v.get(Ks::Services, &key)).await
+    }
+
+    async fn delete_service(&self, id: &ExternalId) -> StoreResult<bool> {
+        let key = keys::external(id);
+        let k = key.clone();
+        let existed = self
+            .read(move |v| Ok(v.raw(Ks::Services, &k)?.is_some()))
+            .await?;
+        self.enqueue(vec![Op::Delete(Ks::Services, key)]).await?;
+        Ok(existed)
+    }
+
+    async fn put_user(&self, u: &UserProfile) -> StoreResult<()> {
+        self.enqueue(vec![Op::Put(Ks::Users, keys::external(&u.id), encode(u))])
+            .await
+    }
+
+    async fn get_user(&self, id: &ExternalId) -> StoreResult<Option<UserProfile>> {
+        let key = keys::external(id);
+        self.read(move |v| v.get(Ks::Users, &key)).await
+    }
+
+    async fn create_conversation(
+        &self,
+        doc: ConversationDoc,
+        first: Option<StoredMessage>,
+    ) -> StoreResult<(ConversationDoc, bool)> {
+        if let Some(refused) = self.committer.refusal() {
+            return Err(refused);
+        }
+        let r = &doc.record;
+        let ckey = keys::conversation_key(&r.service_id, &r.provider_id, &r.customer_id);
+        let shard = ckey
+            .iter()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(*b as usize))
+            % CREATE_SHARDS;
+        // Held until the creation is durable, and so published: the next creation of the same
+        // key under this lock reads it.
+        let _guard = self.create_locks[shard].lock().await;
+        let existing = self
+            .read(move |v| match v.conversation_id(&ckey)? {
+                Some(id) => v.get::<ConversationDoc>(Ks::Conversations, &keys::id(id)),
+                None => Ok(None),
+            })
+            .await?;
+        if let Some(existing) = existing {
+            return Ok((existing, false));
+        }
+        self.enqueue(indexes::create_ops(&doc, first.as_ref()))
+            .await?;
+        Ok((doc, true))
+    }
+
+    async fn find_conversation(
+        &self,
+        service: &ExternalId,
+        provider: &ExternalId,
+        customer: &ExternalId,
+    ) -> StoreResult<Option<Id>> {
+        let ckey = keys::conversation_key(service, provider, customer);
+        self.read(move |v| v.conversation_id(&ckey)).await
+    }
+
+    async fn get_conversation(&self, id: Id) -> StoreResult<Option<ConversationDoc>> {
+        self.read(move |v| v.get(Ks::Conversations, &keys::id(id)))
+            .await
+    }
+
+    async fn list_conversations(
+        &self,
+        user: &ExternalId,
+        archived: Option<bool>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Result<ConversationPage, BadCursor>> {
+        // The cursor is the (activity, conversation) of the last item of the previous page.
+        let after = match cursor {
+            None => None,
+            Some(c) => match parse_cursor(c) {
+                Some(pos) => Some(pos),
+                None => return Ok(Err(BadCursor)),
+            },
+        };
+        let user = user.clone();
+        self.read(move |v| v.list_conversations(&user, archived, after, limit))
+            .await
+            .map(Ok)
+    }
+
+    fn submit(&self, write: &ConversationWrite, on_durable: OnDurable) -> StoreResult<()> {
+        // Refused before encoding: a shed write should cost as little as possible.
+        if let Some(refused) = self.committer.refusal() {
+            return Err(refused);
+        }
+        self.committer
+            .submit(indexes::conversation_ops(write), on_durable)
+    }
+
+    fn settle(&self, done: OnDurable) {
+        self.committer.settle(done);
+    }
+
+    async fn get_message(&self, conversation: Id, seq: u64) -> StoreResult<Option<StoredMessage>> {
+        self.read(move |v| v.get(Ks::Messages, &keys::message(conversation, seq)))
+            .await
+    }
+
+    async fn find_message(&self, id: Id) -> StoreResult<Option<StoredMessage>> {
+        self.read(move |v| v.message_at(Ks::MessageIds, &keys::id(id)))
+            .await
+    }
+
+    async fn list_messages(
+        &self,
+        conversation: Id,
+        range: SeqRange,
+        limit: usize,
+        newest_first: bool,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        self.read(move |v| v.list_messages(conversation, range, limit, newest_first))
+            .await
+    }
+
+    async fn find_by_client_msg_id(
+        &self,
+        conversation: Id,
+        sender: &ExternalId,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<StoredMessage>> {
+        let key = keys::dedupe(conversation, sender, client_msg_id);
+        self.read(move |v| v.message_at(Ks::Dedupe, &key)).await
+    }
+
+    async fn sweep_dedupe(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut swept = 0u64;
+        loop {
+            let (ops, n) = self.read(move |v| v.expired_dedupe(before_ms)).await?;
+            if n == 0 {
+                break;
+            }
+            // Durable, and so published, before the next read: it starts past these.
+            self.enqueue(ops).await?;
+            swept += n as u64;
+            if n < SWEEP_BATCH {
+                break;
+            }
+        }
+        Ok(swept)
+    }
+
+    async fn unread_counts(&self, user: &ExternalId) -> StoreResult<Vec<(Id, u64)>> {
+        let prefix = keys::external(user);
+        self.read(move |v| {
+            let mut out = Vec::new();
+            for g in v.snap.prefix(v.ks(Ks::Unread), &prefix) {
+                let (k, val) = g.into_inner().map_err(io)?;
+                let count = val
+                    .as_ref()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("unread count".into()))?;
+                if let Some(cid) = keys::trailing_id(&k) {
+                    out.push((cid, count));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn hide_message(&self, user: &ExternalId, message: Id) -> StoreResult<()> {
+        self.enqueue(vec![Op::Put(
+            Ks::Hidden,
+            keys::user_and_id(user, message),
+            Vec::new(),
+        )])
+        .await
+    }
+
+    async fn is_hidden(&self, user: &ExternalId, message: Id) -> StoreResult<bool> {
+        let key = keys::user_and_id(user, message);
+        self.read(move |v| Ok(v.raw(Ks::Hidden, &key)?.is_some()))
+            .await
+    }
+
+    async fn set_last_seen(&self, user: &ExternalId, at_ms: i64) -> StoreResult<()> {
+        self.enqueue(vec![Op::Put(
+            Ks::LastSeen,
+            keys::external(user),
+            at_ms.to_be_bytes().to_vec(),
+        )])
+        .await
+    }
+
+    async fn last_seen(&self, user: &ExternalId) -> StoreResult<Option<i64>> {
+        let key = keys::external(user);
+        self.read(move |v| match v.raw(Ks::LastSeen, &key)? {
+            Some(b) => b
+                .as_ref()
+                .try_into()
+                .map(|b| Some(i64::from_be_bytes(b)))
+                .map_err(|_| StoreError::Corrupt("last seen".into())),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    /// `Down` once a write has failed (the store refuses every write since) or the committer is
+    /// gone; reads may still answer from the last durable snapshot, but the store cannot serve.
+    async fn health(&self) -> StoreHealth {
+        if self.shared.writable() {
+            StoreHealth::Ok
+        } else {
+            StoreHealth::Down
+        }
+    }
+}
+
+/// `"<activity_ms>.<conversation id>"`.
+fn parse_cursor(c: &str) -> Option<(i64, Id)> {
+    let (at, id) = c.split_once('.')?;
+    Some((at.parse().ok()?, Id(id.parse().ok()?)))
+}
+
+#[cfg(test)]
+mod tests;
