@@ -146,6 +146,11 @@ pub trait Store: Send + Sync + 'static {
     /// durable or has failed. Writes are applied in submission order, and no reader sees a write
     /// before it is durable.
     ///
+    /// A write that fails fails every write queued behind it too, until the store is opened
+    /// again (fjall poisons itself; another backend must do the same): a conversation actor
+    /// pipelines its writes, so if write N failed and N+1 still landed, seq N would be a gap that
+    /// no actor can repair (the crash simulation's `single` fault mode shows it).
+    ///
     /// A write the store cannot take now (`Overloaded`: the bounded queue is full; `Poisoned`;
     /// `Closed`) is refused synchronously with `Err`, and then `on_durable` is never called:
     /// the caller has not changed its state yet and simply answers the request with the error.

@@ -17,7 +17,7 @@ use crate::domain::user::{ExternalId, Service, UserProfile};
 use crate::domain::Id;
 use crate::engine::{Engine, EngineRef};
 use crate::error::ApiError;
-use crate::storage::embedded::EmbeddedStore;
+use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::storage::{
     BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store, StoreError,
     StoreHealth, StoreResult,
@@ -164,7 +164,7 @@ async fn rig(configure: impl FnOnce(&mut Config)) -> Rig {
     let mut config = Config::default();
     config.auth.jwt_secret = "unit-test-secret-unit-test-secret-0123".into();
     configure(&mut config);
-    let inner = EmbeddedStore::open(dir.path(), 256, 1).unwrap();
+    let inner = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
     let store = Arc::new(FaultyStore {
         inner,
         fault: Mutex::new(Fault::None),
