@@ -70,6 +70,17 @@ impl RateLimiter {
         }
     }
 
+    /// Gives back one taken by [`Self::check`] for something that then did not happen (the store
+    /// refused the write, another request created the conversation first).
+    pub fn refund(&self, user: &ExternalId) {
+        if self.capacity == 0 {
+            return;
+        }
+        if let Some(mut b) = self.buckets.get_mut(user) {
+            b.tokens = (b.tokens + 1.0).min(f64::from(self.capacity));
+        }
+    }
+
     /// Forgets users whose bucket has filled up again (untouched for a whole window); run now and
     /// then.
     pub fn sweep(&self) {
@@ -98,6 +109,9 @@ mod tests {
         assert!((1..=20).contains(&retry), "retry_after {retry}");
         let other = ExternalId::parse("v").unwrap();
         assert_eq!(l.check(&other), Ok(()), "budgets are per user");
+        l.refund(&u);
+        assert_eq!(l.check(&u), Ok(()), "a refund gives one back");
+        assert!(l.check(&u).is_err());
     }
 
     #[test]

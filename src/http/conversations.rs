@@ -244,12 +244,21 @@ async fn create_inner(
         deleted: false,
     };
     doc.append(Side::Customer, &first);
-    let (stored, created) = engine
+    let (stored, created) = match engine
         .store
         .create_conversation(doc, Some(first.clone()))
-        .await?;
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => {
+            engine.conversations.refund_message_budget(&p.user_id);
+            return Err(e.into());
+        }
+    };
     if !created {
-        // Another request created it first; this message joins it like any other.
+        // Another request created it first; this message joins it like any other, and pays
+        // there (or not at all, if it is that request's retry).
+        engine.conversations.refund_message_budget(&p.user_id);
         return append_to_existing(&engine, &p, stored.record.id, body).await;
     }
     announce_created(&engine, &stored, &first);

@@ -77,6 +77,11 @@ impl ConversationDeps {
             ApiError::rate_limited(retry)
         })
     }
+
+    /// Gives back a message spent on something that was then not stored.
+    pub fn refund_message_budget(&self, user: &ExternalId) {
+        self.limiter.refund(user);
+    }
 }
 
 pub struct ConversationActor;
@@ -385,6 +390,8 @@ impl ConversationState {
             let _ = me.send_message(ConversationMsg::WriteDone { ticket, result });
         });
         if let Err(e) = self.deps.store.submit(&write, on_durable) {
+            // The ticket is used up all the same, so a late answer can never match another write.
+            self.pipeline.skip_ticket();
             let err = ApiError::from(e);
             effect.fail(&err);
             return Err(err);

@@ -38,6 +38,11 @@ impl<E> Pipeline<E> {
         self.next_ticket
     }
 
+    /// Uses up the next ticket without queueing anything (its write was refused).
+    pub fn skip_ticket(&mut self) {
+        self.next_ticket += 1;
+    }
+
     /// Queues an effect behind every earlier one. `settled` is `Some` for an effect with no write
     /// of its own (answered as soon as everything before it is released).
     pub fn push(&mut self, effect: E, settled: Option<StoreResult<()>>) -> Ticket {

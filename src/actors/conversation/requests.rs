@@ -89,7 +89,11 @@ impl ConversationState {
             reply: req.reply,
             recipient_unread: appended.recipient_unread,
         };
-        if self.submit(myself, write, effect).is_ok() {
+        let sender = message.sender_id.clone();
+        if self.submit(myself, write, effect).is_err() {
+            // Nothing was stored: the message costs the sender nothing.
+            self.deps.refund_message_budget(&sender);
+        } else {
             if let Some(key) = dedupe_key {
                 self.in_flight.insert(key, message);
             }

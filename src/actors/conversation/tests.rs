@@ -269,13 +269,17 @@ async fn a_stranger_cannot_start_a_conversation_actor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_write_changes_nothing_and_says_overloaded() {
-    let r = rig(|_| {}).await;
+    // A budget of one message: the refused one must not spend it.
+    let r = rig(|c| c.limits.messages_per_minute = 1).await;
     *r.store.fault.lock().unwrap() = Fault::RefuseNext(StoreError::Overloaded);
     let err = ask_send(&r, "cust", "shed", None).await.unwrap_err();
     assert_eq!((err.kind.status(), err.code), (503, "overloaded"));
     assert_eq!(err.retry_after, Some(1), "overloaded carries Retry-After");
     let next = ask_send(&r, "cust", "kept", None).await.unwrap();
-    assert_eq!(next.message.seq, 1, "the refused message took no seq");
+    assert_eq!(
+        next.message.seq, 1,
+        "the refused message took no seq and no budget"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
