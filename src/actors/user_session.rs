@@ -296,7 +296,8 @@ impl SessionState {
                     origin: Some(socket.id),
                     reply: Reply::Socket(reply),
                 };
-                engine.to_conversation(conversation_id, ConversationMsg::Send(req))
+                engine
+                    .to_conversation(conversation_id, ConversationMsg::Send(req))
                     .await;
             }
             ClientFrame::TypingStatus {
@@ -308,8 +309,7 @@ impl SessionState {
                     is_typing,
                     reply: Reply::Socket(SocketReply::new(socket, None, Some(permit))),
                 };
-                engine.to_conversation(conversation_id, msg)
-                    .await;
+                engine.to_conversation(conversation_id, msg).await;
             }
             ClientFrame::MarkRead {
                 conversation_id,
@@ -321,8 +321,7 @@ impl SessionState {
                     up_to,
                     reply: Reply::Socket(SocketReply::new(socket, reference, Some(permit))),
                 };
-                engine.to_conversation(conversation_id, msg)
-                    .await;
+                engine.to_conversation(conversation_id, msg).await;
             }
             ClientFrame::Delivered {
                 conversation_id,
@@ -334,8 +333,7 @@ impl SessionState {
                     up_to,
                     reply: Reply::Socket(SocketReply::new(socket, reference, Some(permit))),
                 };
-                engine.to_conversation(conversation_id, msg)
-                    .await;
+                engine.to_conversation(conversation_id, msg).await;
             }
             ClientFrame::Sync {
                 conversation_id,
