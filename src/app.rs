@@ -6,7 +6,6 @@
 //! disk, so nothing is lost however the process ends; an orderly stop just closes sockets politely.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
@@ -18,7 +17,6 @@ use crate::actors::supervisor::{Supervisor, SupervisorMsg};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::engine::{Engine, EngineRef};
-use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::storage::{Store, DEDUPE_WINDOW_MS};
 
 /// How long shutdown waits for in-flight HTTP requests.
@@ -32,8 +30,8 @@ const DEDUPE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot open the store at {path}: {reason}")]
-    Store { path: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::storage::open::OpenError),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
     #[error("cannot start the actor system: {0}")]
@@ -86,18 +84,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         bound(&admin, config.admin.addr),
     );
 
-    let store: Arc<dyn Store> = EmbeddedStore::open(
-        &config.store.path,
-        EmbeddedOptions {
-            max_batch: config.store.max_batch,
-            background_threads: config.store.background_threads,
-            max_queue: config.store.max_queue,
-        },
-    )
-    .map_err(|e| StartError::Store {
-        path: config.store.path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let store = crate::storage::open::open(&config).await?;
     if config.auth.dev_tokens {
         tracing::warn!("DEV TOKENS ARE ON: POST /api/v1/dev/tokens lets anyone act as any user. Never enable auth.dev_tokens in production.");
     }
@@ -259,6 +246,7 @@ mod tests {
     use crate::domain::message::{MessageType, StoredMessage};
     use crate::domain::user::ExternalId;
     use crate::domain::Id;
+    use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 
     #[tokio::test]
     async fn the_sweep_forgets_client_ids_past_the_window_only() {

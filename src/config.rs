@@ -17,6 +17,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub auth: AuthConfig,
     pub store: StoreConfig,
+    pub scylla: ScyllaConfig,
     pub limits: LimitsConfig,
     pub realtime: RealtimeConfig,
     pub chat: ChatConfig,
@@ -83,6 +84,33 @@ pub struct StoreConfig {
     /// (`overloaded`), so a disk slower than the offered load sheds requests instead of growing
     /// memory without end.
     pub max_queue: usize,
+}
+
+/// The ScyllaDB store (`store.kind = "scylla"`) and `switchboard migrate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScyllaConfig {
+    /// Contact points, comma-separated `host:port` (`SWITCHBOARD_SCYLLA__URI=10.0.0.1:9042,...`);
+    /// the driver discovers the rest of the cluster from them.
+    pub uri: String,
+    pub keyspace: String,
+    /// The datacenter whose nodes serve this process (load balancing prefers them; LOCAL_QUORUM
+    /// counts replicas there). Empty: no preference.
+    pub local_dc: String,
+    /// `migrate` creates the keyspace with this strategy and factor: `NetworkTopologyStrategy`
+    /// (production) or `SimpleStrategy` (a single test node).
+    pub replication_strategy: String,
+    pub replication_factor: u32,
+    /// A query that has no answer within this long fails (a write answers 503
+    /// `store_unavailable`).
+    pub request_timeout_ms: u64,
+    /// How long startup waits for the cluster before giving up with exit code 69.
+    pub connect_timeout_secs: u64,
+    /// Writes in flight (sent to the cluster, unanswered) before more are refused with
+    /// `overloaded`.
+    pub max_in_flight: usize,
+    /// Conversations whose records are cached in memory (hot reads: membership checks).
+    pub cache_conversations: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +189,17 @@ impl Default for Config {
                 background_threads: 1,
                 max_queue: 16_384,
             },
+            scylla: ScyllaConfig {
+                uri: "127.0.0.1:9042".into(),
+                keyspace: "switchboard".into(),
+                local_dc: String::new(),
+                replication_strategy: "NetworkTopologyStrategy".into(),
+                replication_factor: 3,
+                request_timeout_ms: 5_000,
+                connect_timeout_secs: 30,
+                max_in_flight: 16_384,
+                cache_conversations: 100_000,
+            },
             limits: LimitsConfig {
                 messages_per_minute: 10,
                 max_text_chars: 2000,
@@ -200,6 +239,55 @@ pub const MIN_HS256_SECRET_BYTES: usize = 32;
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
+
+impl ScyllaConfig {
+    /// The contact points of `uri`.
+    pub fn nodes(&self) -> Vec<String> {
+        self.uri
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError(m.to_string()));
+        if self.nodes().is_empty() {
+            return bad("scylla.uri (SWITCHBOARD_SCYLLA__URI) needs at least one host:port");
+        }
+        // The keyspace is spliced into CQL text (names cannot be bound), so it must be a plain
+        // identifier.
+        let k = &self.keyspace;
+        if k.is_empty()
+            || k.len() > 48
+            || !k.starts_with(|c: char| c.is_ascii_alphabetic())
+            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return bad("scylla.keyspace must be a letter then letters, digits or _ (at most 48)");
+        }
+        if !matches!(
+            self.replication_strategy.as_str(),
+            "NetworkTopologyStrategy" | "SimpleStrategy"
+        ) {
+            return bad(
+                "scylla.replication_strategy must be NetworkTopologyStrategy or SimpleStrategy",
+            );
+        }
+        if self.replication_factor == 0 {
+            return bad("scylla.replication_factor must be at least 1");
+        }
+        if self.request_timeout_ms == 0 || self.connect_timeout_secs == 0 {
+            return bad(
+                "scylla.request_timeout_ms and scylla.connect_timeout_secs must be positive",
+            );
+        }
+        if self.max_in_flight == 0 {
+            return bad("scylla.max_in_flight must be at least 1");
+        }
+        Ok(())
+    }
+}
 
 impl Config {
     /// Defaults, then `file` if given, then the environment.
@@ -252,9 +340,7 @@ impl Config {
             return bad("auth.user_id_claim must not be empty");
         }
         if self.store.kind == StoreKind::Scylla {
-            return bad(
-                "store.kind = \"scylla\" is not available in this build yet; use \"embedded\"",
-            );
+            self.scylla.validate()?;
         }
         if self.store.max_batch == 0 {
             return bad("store.max_batch must be at least 1");

@@ -18,6 +18,14 @@ pub fn external(id: &ExternalId) -> Vec<u8> {
     b
 }
 
+/// The external id a key starts with (`external`), and the rest of the key.
+pub fn external_of(key: &[u8]) -> Option<(ExternalId, &[u8])> {
+    let (&n, rest) = key.split_first()?;
+    let (id, rest) = rest.split_at_checked(n as usize)?;
+    let id = ExternalId::parse(std::str::from_utf8(id).ok()?).ok()?;
+    Some((id, rest))
+}
+
 pub fn id(id: Id) -> [u8; 8] {
     id.0.to_be_bytes()
 }
@@ -153,6 +161,17 @@ mod tests {
         assert!(late.as_slice() < &dedupe_expiry_start(6)[..]);
         assert!(late.as_slice() >= &dedupe_expiry_start(5)[..]);
         assert_eq!(dedupe_of_expiry(&late), Some(d.as_slice()));
+    }
+
+    #[test]
+    fn external_ids_read_back_from_keys() {
+        let u = ExternalId::parse("user-7").unwrap();
+        let key = user_and_id(&u, Id(9));
+        let (back, rest) = external_of(&key).unwrap();
+        assert_eq!(back, u);
+        assert_eq!(rest, &9u64.to_be_bytes());
+        assert!(external_of(&[5, b'a']).is_none());
+        assert!(external_of(&[]).is_none());
     }
 
     #[test]

@@ -11,6 +11,8 @@
 
 pub mod embedded;
 pub mod keys;
+pub mod open;
+pub mod records;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -19,6 +21,7 @@ use crate::domain::conversation::{ConversationDoc, Side};
 use crate::domain::message::StoredMessage;
 use crate::domain::user::{ExternalId, Service, UserProfile};
 use crate::domain::Id;
+use records::{Record, ScanPage, Table};
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -199,6 +202,22 @@ pub trait Store: Send + Sync + 'static {
     async fn last_seen(&self, user: &ExternalId) -> StoreResult<Option<i64>>;
 
     async fn health(&self) -> StoreHealth;
+
+    /// Up to `limit` records of `table`, continuing after `cursor` (a `ScanPage::next` of this
+    /// store), in an order that stays put while nothing writes. For copying a store; not on any
+    /// request path.
+    async fn scan(
+        &self,
+        table: Table,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Result<ScanPage, BadCursor>>;
+
+    /// Writes records with every index they imply, as the store's own writes would; durable when
+    /// it returns. Idempotent: importing a record again changes nothing, so an interrupted copy
+    /// simply starts again from its last saved position. Dedupe entries are rebuilt for messages
+    /// with a `client_msg_id` (those past the window are swept or expire as usual).
+    async fn import(&self, records: &[Record]) -> StoreResult<()>;
 }
 
 /// Which participant's index entries a user owns, for a conversation.

@@ -34,6 +34,7 @@ use switchboard::domain::conversation::ConversationDoc;
 use switchboard::domain::message::StoredMessage;
 use switchboard::domain::user::{ExternalId, Service, UserProfile};
 use switchboard::domain::Id;
+use switchboard::storage::records::{Record, ScanPage, Table};
 use switchboard::storage::{
     participants, BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store,
     StoreError, StoreHealth, StoreResult,
@@ -580,5 +581,23 @@ impl Store for SimStore {
             Ok(s) if s.poisoned.is_none() => StoreHealth::Ok,
             _ => StoreHealth::Down,
         }
+    }
+
+    /// The simulation never copies a store; `copy-store` is tested against real stores.
+    async fn scan(
+        &self,
+        _table: Table,
+        _cursor: Option<&str>,
+        _limit: usize,
+    ) -> StoreResult<Result<ScanPage, BadCursor>> {
+        Err(StoreError::Io(
+            "the simulated disk cannot be scanned".into(),
+        ))
+    }
+
+    async fn import(&self, _records: &[Record]) -> StoreResult<()> {
+        Err(StoreError::Io(
+            "the simulated disk cannot be imported into".into(),
+        ))
     }
 }

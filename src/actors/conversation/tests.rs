@@ -18,6 +18,7 @@ use crate::domain::Id;
 use crate::engine::{Engine, EngineRef};
 use crate::error::ApiError;
 use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore};
+use crate::storage::records::{Record, ScanPage, Table};
 use crate::storage::{
     BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store, StoreError,
     StoreHealth, StoreResult,
@@ -144,6 +145,17 @@ impl Store for FaultyStore {
     }
     async fn health(&self) -> StoreHealth {
         self.inner.health().await
+    }
+    async fn scan(
+        &self,
+        table: Table,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Result<ScanPage, BadCursor>> {
+        self.inner.scan(table, cursor, limit).await
+    }
+    async fn import(&self, records: &[Record]) -> StoreResult<()> {
+        self.inner.import(records).await
     }
 }
 

@@ -82,7 +82,7 @@ pub(super) fn create_ops(doc: &ConversationDoc, first: Option<&StoredMessage>) -
     ops
 }
 
-fn message_ops(ops: &mut Vec<Op>, m: &StoredMessage) {
+pub(super) fn message_ops(ops: &mut Vec<Op>, m: &StoredMessage) {
     let mkey = keys::message(m.conversation_id, m.seq).to_vec();
     ops.push(Op::Put(Ks::Messages, mkey.clone(), encode(m)));
     ops.push(Op::Put(

@@ -9,6 +9,7 @@
 
 mod committer;
 mod indexes;
+mod records;
 
 use std::ops::Bound;
 use std::path::Path;
@@ -22,6 +23,7 @@ use tokio::sync::Mutex;
 
 use self::committer::{Committer, Op, Shared};
 use super::keys;
+use super::records::{Record, ScanPage, Table};
 use super::{
     durable_channel, BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store,
     StoreError, StoreHealth, StoreResult,
@@ -572,6 +574,25 @@ impl Store for EmbeddedStore {
         } else {
             StoreHealth::Down
         }
+    }
+
+    async fn scan(
+        &self,
+        table: Table,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Result<ScanPage, BadCursor>> {
+        let after = match records::parse_cursor(cursor) {
+            Ok(after) => after,
+            Err(bad) => return Ok(Err(bad)),
+        };
+        self.read(move |v| v.scan(table, after, limit.max(1)))
+            .await
+            .map(Ok)
+    }
+
+    async fn import(&self, records: &[Record]) -> StoreResult<()> {
+        self.enqueue(records::import_ops(records)).await
     }
 }
 
