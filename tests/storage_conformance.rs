@@ -757,7 +757,7 @@ async fn settle_answers_after_every_earlier_write() {
             ));
         }
         let (done, settled) = durable_channel();
-        store.settle(done);
+        store.settle(Id(41), done);
         settled.await.unwrap().unwrap();
         // Nothing awaited the writes themselves: settle alone says they are all in.
         assert_eq!(

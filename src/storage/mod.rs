@@ -161,11 +161,15 @@ pub trait Store: Send + Sync + 'static {
     /// caller keeps the new state it describes.
     fn submit(&self, write: &ConversationWrite, on_durable: OnDurable) -> StoreResult<()>;
 
-    /// Calls `done` once every write submitted before this call has been answered (durable or
-    /// failed). A conversation actor starting up settles first and only then reads its state,
-    /// so it can never start from a state that an earlier incarnation's queued write is about to
-    /// change: that is the fence between incarnations (ARCHITECTURE.md). Costs no fsync of its own.
-    fn settle(&self, done: OnDurable);
+    /// Calls `done` once every write to `conversation` submitted before this call has been
+    /// answered (durable or failed); a store may wait for other conversations' writes too (the
+    /// embedded store's one queue does). A conversation actor starting up settles first and only
+    /// then reads its state, so it can never start from a state that an earlier incarnation's
+    /// queued write is about to change: that is the fence between incarnations
+    /// (ARCHITECTURE.md). It also ends the failure of that conversation's writes in a store that
+    /// fails writes per conversation (ScyllaDB): writes submitted after it are tried again.
+    /// Costs no fsync of its own.
+    fn settle(&self, conversation: Id, done: OnDurable);
 
     async fn get_message(&self, conversation: Id, seq: u64) -> StoreResult<Option<StoredMessage>>;
     async fn find_message(&self, id: Id) -> StoreResult<Option<StoredMessage>>;

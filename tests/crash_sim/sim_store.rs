@@ -475,7 +475,7 @@ impl Store for SimStore {
         Ok(())
     }
 
-    fn settle(&self, done: OnDurable) {
+    fn settle(&self, _conversation: Id, done: OnDurable) {
         match self.alive() {
             Ok(mut s) if !s.queue.is_empty() => s.queue.push_back(Entry::Settle(done)),
             Ok(s) => {

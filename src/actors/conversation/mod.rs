@@ -227,7 +227,7 @@ impl Actor for ConversationActor {
         // The fence: an earlier incarnation's writes may still be queued. Wait until every one
         // is answered, so the state read below is the last that can ever become durable.
         let (done, settled) = durable_channel();
-        deps.store.settle(done);
+        deps.store.settle(id, done);
         settled.await.map_err(|_| StoreError::Closed)??;
         let doc = deps
             .store

@@ -97,8 +97,8 @@ impl Store for FaultyStore {
             }
         }
     }
-    fn settle(&self, done: OnDurable) {
-        self.inner.settle(done)
+    fn settle(&self, conversation: Id, done: OnDurable) {
+        self.inner.settle(conversation, done)
     }
     async fn get_message(&self, c: Id, seq: u64) -> StoreResult<Option<StoredMessage>> {
         self.inner.get_message(c, seq).await

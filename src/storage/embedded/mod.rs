@@ -461,7 +461,7 @@ impl Store for EmbeddedStore {
             .submit(indexes::conversation_ops(write), on_durable)
     }
 
-    fn settle(&self, done: OnDurable) {
+    fn settle(&self, _conversation: Id, done: OnDurable) {
         self.committer.settle(done);
     }
 

@@ -189,7 +189,7 @@ async fn a_failed_sync_poisons_the_store() {
     // Reads go on from the last durable snapshot.
     assert!(store.get_conversation(Id(1)).await.unwrap().is_some());
     let (done, settled) = durable_channel();
-    store.settle(done);
+    store.settle(Id(1), done);
     settled.await.unwrap().unwrap();
     assert!(
         calls.lock().unwrap().is_empty(),
@@ -261,7 +261,7 @@ async fn settling_an_idle_store_costs_no_sync() {
     let before = store.shared.seam.commits.load(Ordering::Acquire);
     for _ in 0..5 {
         let (done, rx) = durable_channel();
-        store.settle(done);
+        store.settle(Id(1), done);
         rx.await.unwrap().unwrap();
     }
     assert_eq!(store.shared.seam.commits.load(Ordering::Acquire), before);
