@@ -109,12 +109,12 @@ impl Registry {
         if let Some(r) = self.maps.conversations.get(&id) {
             return Ok(r.clone());
         }
-        let doc = deps
+        let record = deps
             .store
-            .get_conversation(id)
+            .conversation_record(id)
             .await?
             .ok_or_else(ApiError::conversation_not_found)?;
-        if requester.is_some_and(|u| doc.record.side_of(u).is_none()) {
+        if requester.is_some_and(|u| record.side_of(u).is_none()) {
             return Err(ApiError::conversation_not_found());
         }
         self.find_or_spawn(

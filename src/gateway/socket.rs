@@ -66,12 +66,12 @@ pub enum Route {
 /// Whether `user` is a participant of conversation `id`. A stranger and an id that does not exist
 /// get the same `conversation_not_found`, so nobody learns which ids are real.
 pub async fn compat_member(engine: &EngineRef, id: Id, user: &ExternalId) -> Result<(), ApiError> {
-    let doc = engine
+    let record = engine
         .store
-        .get_conversation(id)
+        .conversation_record(id)
         .await?
         .ok_or_else(ApiError::conversation_not_found)?;
-    doc.record
+    record
         .side_of(user)
         .map(|_| ())
         .ok_or_else(ApiError::conversation_not_found)

@@ -9,15 +9,19 @@
 //! callback casts the result to the actor, which releases acknowledgements in `seq` order. That is
 //! what lets one conversation go faster than one fsync per message.
 
+pub mod codec;
 pub mod embedded;
 pub mod keys;
 pub mod open;
 pub mod records;
+pub mod scylla;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::domain::conversation::{ConversationDoc, Side};
+use std::sync::Arc;
+
+use crate::domain::conversation::{ConversationDoc, ConversationRecord, Side};
 use crate::domain::message::StoredMessage;
 use crate::domain::user::{ExternalId, Service, UserProfile};
 use crate::domain::Id;
@@ -136,6 +140,11 @@ pub trait Store: Send + Sync + 'static {
         customer: &ExternalId,
     ) -> StoreResult<Option<Id>>;
     async fn get_conversation(&self, id: Id) -> StoreResult<Option<ConversationDoc>>;
+    /// The conversation's record (participants, service), which never changes after creation:
+    /// what membership checks need. A store may answer it from a cache.
+    async fn conversation_record(&self, id: Id) -> StoreResult<Option<Arc<ConversationRecord>>> {
+        Ok(self.get_conversation(id).await?.map(|d| Arc::new(d.record)))
+    }
     /// The user's conversations by most recent activity; `archived` filters on the user's own flag.
     async fn list_conversations(
         &self,
@@ -230,4 +239,11 @@ pub fn participants(doc: &ConversationDoc) -> [(Side, &ExternalId); 2] {
         (Side::Customer, &doc.record.customer_id),
         (Side::Provider, &doc.record.provider_id),
     ]
+}
+
+/// A conversation list cursor, `"<activity_ms>.<conversation id>"`: the place in a user's
+/// activity-ordered list of the previous page's last item. Both stores give out the same form.
+pub(crate) fn parse_cursor(c: &str) -> Option<(i64, Id)> {
+    let (at, id) = c.split_once('.')?;
+    Some((at.parse().ok()?, Id(id.parse().ok()?)))
 }

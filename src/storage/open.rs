@@ -22,10 +22,10 @@ pub enum OpenError {
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>, OpenError> {
     match config.store.kind {
         StoreKind::Embedded => open_embedded(config),
-        StoreKind::Scylla => Err(OpenError::NotReady {
-            uri: config.scylla.uri.clone(),
-            reason: "the ScyllaDB store is being built".into(),
-        }),
+        StoreKind::Scylla => {
+            let store = super::scylla::ScyllaStore::connect(&config.scylla).await?;
+            Ok(store)
+        }
     }
 }
 

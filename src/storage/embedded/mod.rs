@@ -18,7 +18,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, Readable, Snapshot};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::sync::Mutex;
 
 use self::committer::{Committer, Op, Shared};
@@ -113,15 +112,7 @@ fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    // Serializing our own plain structs to MessagePack cannot fail (no maps with non-string
-    // keys, no custom serializers that error); an empty value would surface as Corrupt on read.
-    rmp_serde::to_vec_named(v).unwrap_or_default()
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
-    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
+use super::codec::{decode, encode};
 
 /// One read's view: the latest durable snapshot and the keyspaces to read it through.
 struct View {
@@ -441,7 +432,7 @@ impl Store for EmbeddedStore {
         // The cursor is the (activity, conversation) of the last item of the previous page.
         let after = match cursor {
             None => None,
-            Some(c) => match parse_cursor(c) {
+            Some(c) => match super::parse_cursor(c) {
                 Some(pos) => Some(pos),
                 None => return Ok(Err(BadCursor)),
             },
@@ -594,12 +585,6 @@ impl Store for EmbeddedStore {
     async fn import(&self, records: &[Record]) -> StoreResult<()> {
         self.enqueue(records::import_ops(records)).await
     }
-}
-
-/// `"<activity_ms>.<conversation id>"`.
-fn parse_cursor(c: &str) -> Option<(i64, Id)> {
-    let (at, id) = c.split_once('.')?;
-    Some((at.parse().ok()?, Id(id.parse().ok()?)))
 }
 
 #[cfg(test)]

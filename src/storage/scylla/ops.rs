@@ -1,0 +1,660 @@
+//! The `Store` operations of the ScyllaDB store: reads as paged queries of one partition each,
+//! conversation writes through the per-conversation chains, creations behind one lightweight
+//! transaction.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use scylla::deserialize::row::DeserializeRow;
+use scylla::response::PagingState;
+use scylla::serialize::row::SerializeRow;
+use scylla::value::{CqlValue, Row};
+
+use super::cql::{bucket_of, Q};
+use super::rows::{self, id, text, Bound};
+use super::{failed, io, ScyllaStore, ADOPT_AFTER_MS};
+use crate::domain::conversation::{ConversationDoc, ConversationRecord};
+use crate::domain::message::StoredMessage;
+use crate::domain::user::{ExternalId, Service, UserProfile};
+use crate::domain::Id;
+use crate::storage::codec::{decode, encode};
+use crate::storage::records::{Record, ScanPage, Table};
+use crate::storage::{
+    BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store, StoreError,
+    StoreHealth, StoreResult,
+};
+
+/// Rows per page of a multi-row read.
+const PAGE_ROWS: i32 = 256;
+/// Statements of an import sent at once.
+const IMPORT_CONCURRENCY: usize = 64;
+
+fn u(v: i64) -> u64 {
+    v as u64
+}
+
+impl ScyllaStore {
+    /// The first row of a one-partition read, if any.
+    async fn one<R>(&self, q: Q, values: impl SerializeRow) -> StoreResult<Option<R>>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let result = self
+            .session
+            .execute_unpaged(self.statement(q), values)
+            .await
+            .map_err(failed)?;
+        let rows = result.into_rows_result().map_err(io)?;
+        rows.maybe_first_row::<R>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Every row of a read, page by page.
+    async fn all<R>(&self, q: Q, values: impl SerializeRow, max: usize) -> StoreResult<Vec<R>>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm> + 'static,
+    {
+        let mut statement = self.statement(q).clone();
+        statement.set_page_size(PAGE_ROWS.min(max.max(1) as i32));
+        let pager = self
+            .session
+            .execute_iter(statement, values)
+            .await
+            .map_err(io)?;
+        let mut stream = pager
+            .rows_stream::<R>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut out = Vec::new();
+        while out.len() < max {
+            match stream.try_next().await.map_err(io)? {
+                Some(r) => out.push(r),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn body<T: serde::de::DeserializeOwned>(
+        &self,
+        q: Q,
+        values: impl SerializeRow,
+    ) -> StoreResult<Option<T>> {
+        match self.one::<(Vec<u8>,)>(q, values).await? {
+            Some((b,)) => decode(&b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The message at (conversation, seq) if it is the one with `expected` id: an index entry
+    /// (message id, dedupe) written by a write that failed and was never acknowledged may land
+    /// late and point at a seq another message took since.
+    async fn message_if(
+        &self,
+        conversation: Id,
+        seq: u64,
+        expected: Id,
+    ) -> StoreResult<Option<StoredMessage>> {
+        Ok(self
+            .get_message(conversation, seq)
+            .await?
+            .filter(|m| m.id == expected))
+    }
+
+    async fn remember(&self, doc: &ConversationDoc) {
+        let id = doc.record.id;
+        if !self.records.contains_key(&id) {
+            self.records.insert(id, Arc::new(doc.record.clone())).await;
+        }
+    }
+
+    /// A page of the user's activity-ordered list entries after `after`.
+    async fn activity_page(
+        &self,
+        user: &ExternalId,
+        after: Option<(i64, Id)>,
+        max: usize,
+    ) -> StoreResult<Vec<(i64, Id)>> {
+        let rows: Vec<(i64, i64)> = match after {
+            Some((at, cid)) => {
+                self.all(Q::ListActivityAfter, (user.as_str(), at, cid.0 as i64), max)
+                    .await?
+            }
+            None => self.all(Q::ListActivity, (user.as_str(),), max).await?,
+        };
+        Ok(rows.into_iter().map(|(at, c)| (at, Id(u(c)))).collect())
+    }
+
+    /// Whether a list entry should be shown, with its conversation (see the embedded store's
+    /// list: an entry the conversation has moved away from is skipped when the current one
+    /// exists).
+    async fn listed(
+        &self,
+        user: &ExternalId,
+        archived: Option<bool>,
+        (at, cid): (i64, Id),
+    ) -> StoreResult<Option<ConversationDoc>> {
+        let Some(doc) = self.get_conversation(cid).await? else {
+            return Ok(None);
+        };
+        if doc.state.activity_ms != at
+            && self
+                .one::<(i64,)>(
+                    Q::HasActivity,
+                    (user.as_str(), doc.state.activity_ms, cid.0 as i64),
+                )
+                .await?
+                .is_some()
+        {
+            return Ok(None);
+        }
+        let Some(side) = doc.record.side_of(user) else {
+            return Ok(None);
+        };
+        if archived.is_some_and(|want| doc.state.side(side).archived != want) {
+            return Ok(None);
+        }
+        Ok(Some(doc))
+    }
+
+    /// A creation whose key is already claimed: the stored conversation, or, when its record
+    /// never arrived (`ADOPT_AFTER_MS`), this creation written under the claimed id.
+    async fn existing_or_adopt(
+        &self,
+        mut doc: ConversationDoc,
+        mut first: Option<StoredMessage>,
+    ) -> StoreResult<(ConversationDoc, bool)> {
+        let r = &doc.record;
+        let claimed: Option<(i64, i64)> = self
+            .one(
+                Q::FindKey,
+                (
+                    r.service_id.as_str(),
+                    r.provider_id.as_str(),
+                    r.customer_id.as_str(),
+                ),
+            )
+            .await?;
+        let Some((cid, claimed_at)) = claimed else {
+            return Err(StoreError::Io(
+                "scylla: the conversation key was claimed but cannot be read".into(),
+            ));
+        };
+        let cid = Id(u(cid));
+        if let Some(existing) = self.get_conversation(cid).await? {
+            return Ok((existing, false));
+        }
+        if crate::domain::clock::now_ms() - claimed_at < ADOPT_AFTER_MS {
+            return Err(StoreError::Io(
+                "scylla: this conversation is being created; try again".into(),
+            ));
+        }
+        tracing::warn!(conversation_id = %cid, "a conversation's creation was cut short; completing it");
+        doc.record.id = cid;
+        if let Some(m) = first.as_mut() {
+            m.conversation_id = cid;
+        }
+        let ts = self.clock.next();
+        let now = crate::domain::clock::now_ms();
+        self.write(rows::create_writes(&doc, first.as_ref(), ts, now))
+            .await?;
+        Ok((doc, true))
+    }
+
+    fn scan_query(table: Table) -> Q {
+        match table {
+            Table::Services => Q::ScanServices,
+            Table::Users => Q::ScanUsers,
+            Table::Conversations => Q::ScanConversations,
+            Table::Messages => Q::ScanMessages,
+            Table::Hidden => Q::ScanHidden,
+            Table::LastSeen => Q::ScanLastSeen,
+        }
+    }
+}
+
+fn record(table: Table, row: Row) -> StoreResult<Record> {
+    let corrupt = || StoreError::Corrupt(format!("{} row", table.name()));
+    let mut cols = row.columns.into_iter();
+    let mut next = || cols.next().flatten().ok_or_else(corrupt);
+    let blob = |v: CqlValue| v.into_blob().ok_or_else(corrupt);
+    let user = |v: CqlValue| {
+        v.into_string()
+            .and_then(|s| ExternalId::parse(&s).ok())
+            .ok_or_else(corrupt)
+    };
+    let bigint = |v: CqlValue| v.as_bigint().ok_or_else(corrupt);
+    Ok(match table {
+        Table::Services => Record::Service(decode(&blob(next()?)?)?),
+        Table::Users => Record::User(decode(&blob(next()?)?)?),
+        Table::Conversations => Record::Conversation(decode(&blob(next()?)?)?),
+        Table::Messages => Record::Message(decode(&blob(next()?)?)?),
+        Table::Hidden => Record::Hidden {
+            user: user(next()?)?,
+            message: Id(u(bigint(next()?)?)),
+        },
+        Table::LastSeen => Record::LastSeen {
+            user: user(next()?)?,
+            at_ms: bigint(next()?)?,
+        },
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+#[async_trait]
+impl Store for ScyllaStore {
+    async fn put_service(&self, s: &Service) -> StoreResult<()> {
+        self.write(vec![Bound {
+            q: Q::PutService,
+            values: vec![text(s.id.as_str()), CqlValue::Blob(encode(s))],
+        }])
+        .await
+    }
+
+    async fn get_service(&self, id: &ExternalId) -> StoreResult<Option<Service>> {
+        self.body(Q::GetService, (id.as_str(),)).await
+    }
+
+    async fn delete_service(&self, id: &ExternalId) -> StoreResult<bool> {
+        let existed = self.get_service(id).await?.is_some();
+        self.write(vec![Bound {
+            q: Q::DeleteService,
+            values: vec![text(id.as_str())],
+        }])
+        .await?;
+        Ok(existed)
+    }
+
+    async fn put_user(&self, user: &UserProfile) -> StoreResult<()> {
+        self.write(vec![Bound {
+            q: Q::PutUser,
+            values: vec![text(user.id.as_str()), CqlValue::Blob(encode(user))],
+        }])
+        .await
+    }
+
+    async fn get_user(&self, id: &ExternalId) -> StoreResult<Option<UserProfile>> {
+        self.body(Q::GetUser, (id.as_str(),)).await
+    }
+
+    /// One lightweight transaction claims (service, provider, customer); only the claimant writes
+    /// the conversation, in one logged batch.
+    async fn create_conversation(
+        &self,
+        doc: ConversationDoc,
+        first: Option<StoredMessage>,
+    ) -> StoreResult<(ConversationDoc, bool)> {
+        let now = crate::domain::clock::now_ms();
+        let claim = rows::put_key(&doc).values;
+        let result = self
+            .session
+            .execute_unpaged(self.statement(Q::ClaimKey), claim)
+            .await
+            .map_err(failed)?;
+        let applied = result
+            .into_rows_result()
+            .map_err(io)?
+            .maybe_first_row::<Row>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .and_then(|row| row.columns.into_iter().next().flatten())
+            .and_then(|v| v.as_boolean())
+            .ok_or_else(|| StoreError::Corrupt("an LWT answer without [applied]".into()))?;
+        if !applied {
+            return self.existing_or_adopt(doc, first).await;
+        }
+        let ts = self.clock.next();
+        self.write(rows::create_writes(&doc, first.as_ref(), ts, now))
+            .await?;
+        self.remember(&doc).await;
+        Ok((doc, true))
+    }
+
+    async fn find_conversation(
+        &self,
+        service: &ExternalId,
+        provider: &ExternalId,
+        customer: &ExternalId,
+    ) -> StoreResult<Option<Id>> {
+        let key: Option<(i64, i64)> = self
+            .one(
+                Q::FindKey,
+                (service.as_str(), provider.as_str(), customer.as_str()),
+            )
+            .await?;
+        let Some((cid, _)) = key else {
+            return Ok(None);
+        };
+        // A claim whose conversation was never written is not a conversation yet.
+        let cid = Id(u(cid));
+        Ok(self.conversation_record(cid).await?.map(|_| cid))
+    }
+
+    async fn get_conversation(&self, cid: Id) -> StoreResult<Option<ConversationDoc>> {
+        let doc: Option<ConversationDoc> = self.body(Q::GetConversation, (cid.0 as i64,)).await?;
+        if let Some(d) = &doc {
+            self.remember(d).await;
+        }
+        Ok(doc)
+    }
+
+    async fn conversation_record(&self, cid: Id) -> StoreResult<Option<Arc<ConversationRecord>>> {
+        if let Some(r) = self.records.get(&cid).await {
+            return Ok(Some(r));
+        }
+        // Concurrent misses for one conversation wait for one query.
+        let loaded = self
+            .records
+            .try_get_with(cid, async {
+                let doc: Option<ConversationDoc> =
+                    self.body(Q::GetConversation, (cid.0 as i64,)).await?;
+                doc.map(|d| Arc::new(d.record)).ok_or(None)
+            })
+            .await;
+        match loaded {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => match e.as_ref() {
+                None => Ok(None),
+                Some(e) => Err(e.clone()),
+            },
+        }
+    }
+
+    async fn list_conversations(
+        &self,
+        user: &ExternalId,
+        archived: Option<bool>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Result<ConversationPage, BadCursor>> {
+        let mut after = match cursor {
+            None => None,
+            Some(c) => match crate::storage::parse_cursor(c) {
+                Some(pos) => Some(pos),
+                None => return Ok(Err(BadCursor)),
+            },
+        };
+        let mut items = Vec::with_capacity(limit.min(256));
+        let mut last = None;
+        'pages: loop {
+            // Fetch a little more than is missing, so a page usually takes one round of reads.
+            let want = (limit - items.len()) + 1;
+            let entries = self.activity_page(user, after, want).await?;
+            let exhausted = entries.len() < want;
+            // The entries' conversations are read concurrently, and judged in list order.
+            let docs: Vec<StoreResult<Option<ConversationDoc>>> =
+                stream::iter(entries.iter().copied())
+                    .map(|e| self.listed(user, archived, e))
+                    .buffered(16)
+                    .collect()
+                    .await;
+            for (entry, doc) in entries.iter().zip(docs) {
+                if items.len() == limit {
+                    let next_cursor = last.map(|(at, cid): (i64, Id)| format!("{at}.{cid}"));
+                    return Ok(Ok(ConversationPage { items, next_cursor }));
+                }
+                after = Some(*entry);
+                if let Some(doc) = doc? {
+                    items.push(doc);
+                    last = Some(*entry);
+                }
+            }
+            if exhausted {
+                break 'pages;
+            }
+        }
+        Ok(Ok(ConversationPage {
+            items,
+            next_cursor: None,
+        }))
+    }
+
+    fn submit(&self, write: &ConversationWrite, on_durable: OnDurable) -> StoreResult<()> {
+        let ts = self.clock.next();
+        let stmts = rows::conversation_write(write, ts, crate::domain::clock::now_ms());
+        self.chains.submit(write.doc.record.id, stmts, on_durable)
+    }
+
+    fn settle(&self, conversation: Id, done: OnDurable) {
+        self.chains.settle(conversation, done);
+    }
+
+    async fn get_message(&self, conversation: Id, seq: u64) -> StoreResult<Option<StoredMessage>> {
+        self.body(
+            Q::GetMessage,
+            (conversation.0 as i64, bucket_of(seq), seq as i64),
+        )
+        .await
+    }
+
+    async fn find_message(&self, mid: Id) -> StoreResult<Option<StoredMessage>> {
+        let at: Option<(i64, i64)> = self.one(Q::GetMessageId, (mid.0 as i64,)).await?;
+        match at {
+            Some((cid, seq)) => self.message_if(Id(u(cid)), u(seq), mid).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Bucket by bucket from the newest (or oldest) one the range can touch, each a
+    /// one-partition query, until `limit` messages are in.
+    async fn list_messages(
+        &self,
+        conversation: Id,
+        range: SeqRange,
+        limit: usize,
+        newest_first: bool,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        let newest: Option<(i64,)> = self.one(Q::NewestBucket, (conversation.0 as i64,)).await?;
+        let Some((newest,)) = newest else {
+            return Ok(Vec::new());
+        };
+        let lo = range.after.unwrap_or(0).min(i64::MAX as u64);
+        let hi = range.before.unwrap_or(u64::MAX).min(i64::MAX as u64);
+        if hi <= lo.saturating_add(1) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let first = bucket_of(lo + 1);
+        let last = bucket_of(hi - 1).min(newest);
+        let (q, buckets): (Q, Box<dyn Iterator<Item = i64> + Send>) = if newest_first {
+            (Q::MessagesDesc, Box::new((first..=last).rev()))
+        } else {
+            (Q::MessagesAsc, Box::new(first..=last))
+        };
+        let mut out = Vec::with_capacity(limit.min(256));
+        for b in buckets {
+            let left = limit - out.len();
+            let bodies: Vec<(Vec<u8>,)> = self
+                .all(
+                    q,
+                    (
+                        conversation.0 as i64,
+                        b,
+                        lo as i64,
+                        hi as i64,
+                        left.min(i32::MAX as usize) as i32,
+                    ),
+                    left,
+                )
+                .await?;
+            for (body,) in bodies {
+                out.push(decode::<StoredMessage>(&body)?);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn find_by_client_msg_id(
+        &self,
+        conversation: Id,
+        sender: &ExternalId,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<StoredMessage>> {
+        let at: Option<(i64, i64)> = self
+            .one(
+                Q::GetDedupe,
+                (conversation.0 as i64, sender.as_str(), client_msg_id),
+            )
+            .await?;
+        match at {
+            Some((mid, seq)) => self.message_if(conversation, u(seq), Id(u(mid))).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Dedupe entries are written with a TTL that ends with the window: the cluster expires them.
+    async fn sweep_dedupe(&self, _before_ms: i64) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn unread_counts(&self, user: &ExternalId) -> StoreResult<Vec<(Id, u64)>> {
+        let rows: Vec<(i64, i64)> = self
+            .all(Q::ListWatermarks, (user.as_str(),), usize::MAX)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| (Id(u(c)), u(n)))
+            .collect())
+    }
+
+    async fn hide_message(&self, user: &ExternalId, message: Id) -> StoreResult<()> {
+        self.write(vec![Bound {
+            q: Q::PutHidden,
+            values: vec![text(user.as_str()), id(message)],
+        }])
+        .await
+    }
+
+    async fn is_hidden(&self, user: &ExternalId, message: Id) -> StoreResult<bool> {
+        let row: Option<(i64,)> = self
+            .one(Q::GetHidden, (user.as_str(), message.0 as i64))
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn set_last_seen(&self, user: &ExternalId, at_ms: i64) -> StoreResult<()> {
+        self.write(vec![Bound {
+            q: Q::PutLastSeen,
+            values: vec![text(user.as_str()), CqlValue::BigInt(at_ms)],
+        }])
+        .await
+    }
+
+    async fn last_seen(&self, user: &ExternalId) -> StoreResult<Option<i64>> {
+        let row: Option<(i64,)> = self.one(Q::GetLastSeen, (user.as_str(),)).await?;
+        Ok(row.map(|(at,)| at))
+    }
+
+    /// `Ok` while a node answers a query; `Degraded` while it does but writes are backing up
+    /// (over half of `max_in_flight` unanswered); `Down` when no node answers. The driver
+    /// reconnects by itself, so health comes back with the cluster.
+    async fn health(&self) -> StoreHealth {
+        match self.probe().await {
+            Err(_) => StoreHealth::Down,
+            Ok(()) if self.chains.in_flight() * 2 > self.chains.max_in_flight() => {
+                StoreHealth::Degraded
+            }
+            Ok(()) => StoreHealth::Ok,
+        }
+    }
+
+    async fn scan(
+        &self,
+        table: Table,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Result<ScanPage, BadCursor>> {
+        let paging = match cursor {
+            None => PagingState::start(),
+            Some(c) => match unhex(c) {
+                Some(raw) => PagingState::new_from_raw_bytes(raw),
+                None => return Ok(Err(BadCursor)),
+            },
+        };
+        let mut statement = self.statement(Self::scan_query(table)).clone();
+        statement.set_page_size(limit.clamp(1, i32::MAX as usize) as i32);
+        let (result, next) = self
+            .session
+            .execute_single_page(&statement, (), paging)
+            .await
+            .map_err(failed)?;
+        let rows = result.into_rows_result().map_err(io)?;
+        let mut page = ScanPage::default();
+        for row in rows
+            .rows::<Row>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        {
+            let row = row.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            page.records.push(record(table, row)?);
+        }
+        page.next = match next {
+            scylla::response::PagingStateResponse::HasMorePages { state } => {
+                state.as_bytes_slice().map(|b| hex(b))
+            }
+            scylla::response::PagingStateResponse::NoMorePages => None,
+        };
+        Ok(Ok(page))
+    }
+
+    /// Statements sent concurrently, each idempotent: a record imported twice is written twice
+    /// with the same values.
+    async fn import(&self, records: &[Record]) -> StoreResult<()> {
+        let ts = self.clock.next();
+        let stmts = rows::import_writes(records, ts, crate::domain::clock::now_ms());
+        stream::iter(stmts)
+            .map(|b| self.write(vec![b]))
+            .buffer_unordered(IMPORT_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_cursors_round_trip() {
+        let raw = vec![0u8, 7, 255];
+        assert_eq!(unhex(&hex(&raw)), Some(raw));
+        assert_eq!(unhex("0"), None);
+        assert_eq!(unhex("xy"), None);
+    }
+
+    #[test]
+    fn scanned_rows_become_records() {
+        let row = Row {
+            columns: vec![
+                Some(CqlValue::Text("ann".into())),
+                Some(CqlValue::BigInt(42)),
+            ],
+        };
+        assert_eq!(
+            record(Table::LastSeen, row).unwrap(),
+            Record::LastSeen {
+                user: ExternalId::parse("ann").unwrap(),
+                at_ms: 42
+            }
+        );
+        let bad = Row {
+            columns: vec![None],
+        };
+        assert!(record(Table::Hidden, bad).is_err());
+    }
+}
