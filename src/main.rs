@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 use switchboard::app::{self, StartError};
 use switchboard::config::Config;
+use switchboard::storage::open::OpenError;
+use switchboard::storage::scylla::migrate::{migrate, MigrateError};
 
 /// Realtime messaging engine: conversations as actors, durable history, WebSocket fan-out.
 #[derive(Parser)]
@@ -29,6 +31,12 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Create or update the ScyllaDB schema (`schema/`) in the `[scylla]` keyspace, and say what
+    /// was done. Idempotent: running it again changes nothing.
+    Migrate {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[global_allocator]
@@ -36,11 +44,14 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// EX_USAGE: the configuration cannot run.
 const EXIT_CONFIG: u8 = 64;
+/// EX_UNAVAILABLE: the store (a ScyllaDB cluster) cannot be reached.
+const EXIT_UNAVAILABLE: u8 = 69;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     switchboard::telemetry::init();
-    let (Command::Serve { config } | Command::Config { config }) = &cli.command;
+    let (Command::Serve { config } | Command::Config { config } | Command::Migrate { config }) =
+        &cli.command;
     let config = match Config::load(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -71,12 +82,32 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Migrate { .. } = cli.command {
+        return match runtime.block_on(migrate(&config.scylla)) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchboard: {e}");
+                match e {
+                    MigrateError::Open(OpenError::Unreachable { .. }) => {
+                        ExitCode::from(EXIT_UNAVAILABLE)
+                    }
+                    _ => ExitCode::FAILURE,
+                }
+            }
+        };
+    }
     match runtime.block_on(app::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchboard: {e}");
             match e {
                 StartError::Config(_) => ExitCode::from(EXIT_CONFIG),
+                StartError::Store(OpenError::Unreachable { .. }) => {
+                    ExitCode::from(EXIT_UNAVAILABLE)
+                }
                 _ => ExitCode::FAILURE,
             }
         }
