@@ -160,6 +160,16 @@ pub fn error_response(e: &ApiError) -> Response {
     res
 }
 
+/// `X-Content-Type-Options: nosniff` on every answer, so no browser reads a JSON body (or anything
+/// else) as a script or a page.
+pub fn nosniff(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
 /// Every rejection, ours or warp's, as the contract's error body.
 pub async fn recover(r: Rejection) -> Result<Response, Infallible> {
     let e = if let Some(e) = r.find::<ApiError>() {
