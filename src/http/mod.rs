@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod conversations;
 pub mod cors;
+pub mod credentials;
 pub mod dev;
 pub mod messages;
 pub mod reply;
