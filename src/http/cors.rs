@@ -50,10 +50,7 @@ where
     // `routes` never rejects, so the wrapped filter rejects only with warp's `CorsForbidden`,
     // before `routes` ran: the request is then served by `routes` alone.
     let with_cors = routes.clone().with(cors).map(preflight_no_content);
-    with_cors
-        .or(routes)
-        .unify()
-        .map(|res: Response| vary_origin(res))
+    with_cors.or(routes).unify().map(vary_origin)
 }
 
 /// warp's preflight answer is the only one with `Access-Control-Allow-Methods`.

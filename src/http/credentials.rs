@@ -38,7 +38,8 @@ impl Via {
     }
 }
 
-/// A token as the request presented it, not yet verified.
+/// A token as the request presented it, not yet verified. Deliberately not `Debug`, so no log
+/// line can print one by accident.
 pub struct Presented {
     pub token: String,
     pub via: Via,
