@@ -27,6 +27,12 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub addr: SocketAddr,
+    /// Browser origins (`https://app.example.com`, exactly as a browser sends `Origin`) that may
+    /// call the public API cross-origin, and from which a cookie-authenticated request is
+    /// accepted. Empty (the default): no cross-origin access. A list in TOML; in the environment
+    /// (`SWITCHBOARD_HTTP__ALLOWED_ORIGINS`) a comma-separated string.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +66,9 @@ pub struct AuthConfig {
     pub dev_tokens: bool,
     /// Lifetime of dev tokens, seconds.
     pub dev_token_ttl_secs: u64,
+    /// The cookie whose value is read as the access token when a request carries no other
+    /// (`access_token`, say). Unset (the default): cookies are ignored.
+    pub cookie_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +176,7 @@ impl Default for Config {
             node_id: 1,
             http: HttpConfig {
                 addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                allowed_origins: Vec::new(),
             },
             admin: AdminConfig {
                 addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
@@ -181,6 +191,7 @@ impl Default for Config {
                 user_id_claim: "sub".into(),
                 dev_tokens: false,
                 dev_token_ttl_secs: 86_400,
+                cookie_name: None,
             },
             store: StoreConfig {
                 kind: StoreKind::Embedded,
@@ -339,6 +350,22 @@ impl Config {
         if self.auth.user_id_claim.is_empty() {
             return bad("auth.user_id_claim must not be empty");
         }
+        for origin in &self.http.allowed_origins {
+            check_origin(origin).map_err(|why| {
+                ConfigError(format!(
+                    "http.allowed_origins (SWITCHBOARD_HTTP__ALLOWED_ORIGINS): `{origin}` {why}"
+                ))
+            })?;
+        }
+        if let Some(name) = &self.auth.cookie_name {
+            if !is_cookie_name(name) {
+                return Err(ConfigError(format!(
+                    "auth.cookie_name (SWITCHBOARD_AUTH__COOKIE_NAME) `{name}` is not a cookie \
+                     name (letters, digits and !#$%&'*+-.^_`|~ only); leave it unset to turn \
+                     cookie authentication off"
+                )));
+            }
+        }
         if self.store.kind == StoreKind::Scylla {
             self.scylla.validate()?;
         }
@@ -367,6 +394,70 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Reads a list from TOML as it is, and from the environment, where it can only be a string, as
+/// comma-separated items (`http://a:3000,https://b.example`); an empty string is an empty list.
+fn list_or_comma_separated<'de, D>(d: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(items) => items,
+        ListOrString::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
+}
+
+/// An origin as a browser serializes it in `Origin`: `http` or `https`, a lowercase host, a port
+/// only when it is not the scheme's default, and nothing after. Origins are compared as exact
+/// strings, so a form a browser never sends would silently match nothing.
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = origin
+        .parse()
+        .map_err(|_| "is not an origin like https://app.example.com")?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err("is not an origin like https://app.example.com (\"*\" is not allowed: list each origin)");
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err("must start with http:// or https://");
+    }
+    if origin != format!("{scheme}://{authority}") {
+        return Err(
+            "must be scheme://host[:port] with nothing after it (no path, no trailing slash)",
+        );
+    }
+    if authority.as_str().contains('@') {
+        return Err("must not hold a user name");
+    }
+    if origin != origin.to_ascii_lowercase() {
+        return Err("must be lowercase, as browsers send it");
+    }
+    if matches!(
+        (scheme, authority.port_u16()),
+        ("http", Some(80)) | ("https", Some(443))
+    ) {
+        return Err("must leave out the scheme's default port, as browsers do");
+    }
+    Ok(())
+}
+
+/// A cookie name is an RFC 6265 token: visible ASCII except separators.
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -416,6 +507,76 @@ mod tests {
         c.store.max_queue = 0;
         let err = c.validate().unwrap_err();
         assert!(err.to_string().contains("max_queue"), "{err}");
+    }
+
+    #[test]
+    fn allowed_origins_come_as_a_list_or_a_comma_separated_string() {
+        let with = |v: figment::value::Value| -> Vec<String> {
+            let c: Config = Figment::from(Serialized::defaults(Config::default()))
+                .merge(Serialized::default("http.allowed_origins", v))
+                .extract()
+                .unwrap();
+            c.http.allowed_origins
+        };
+        let want = vec![
+            "http://127.0.0.1:3000".to_string(),
+            "https://app.example".into(),
+        ];
+        assert_eq!(
+            with("http://127.0.0.1:3000, https://app.example".into()),
+            want
+        );
+        assert_eq!(
+            with(vec!["http://127.0.0.1:3000", "https://app.example"].into()),
+            want
+        );
+        assert!(with("".into()).is_empty(), "an empty string is no origins");
+    }
+
+    #[test]
+    fn origins_must_be_written_as_browsers_send_them() {
+        let mut c = Config::default();
+        c.auth.jwt_secret = SECRET.into();
+        for ok in [
+            "https://app.example.com",
+            "http://127.0.0.1:5173",
+            "http://localhost:3000",
+        ] {
+            c.http.allowed_origins = vec![ok.into()];
+            c.validate().unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "*",
+            "null",
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "https://App.Example.com",
+            "https://app.example.com:443",
+            "http://app.example.com:80",
+            "ftp://app.example.com",
+            "https://user@app.example.com",
+        ] {
+            c.http.allowed_origins = vec![bad.into()];
+            let err = c.validate().expect_err(bad).to_string();
+            assert!(
+                err.contains("http.allowed_origins") && err.contains(bad) && !err.contains('\n'),
+                "{bad}: one line naming the key and the value: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn cookie_name_must_be_a_cookie_name() {
+        let mut c = Config::default();
+        c.auth.jwt_secret = SECRET.into();
+        c.auth.cookie_name = Some("access_token".into());
+        c.validate().unwrap();
+        for bad in ["", "a b", "a=b", "a;b"] {
+            c.auth.cookie_name = Some(bad.into());
+            let err = c.validate().expect_err(bad).to_string();
+            assert!(err.contains("auth.cookie_name"), "{bad}: {err}");
+        }
     }
 
     #[test]

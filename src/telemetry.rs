@@ -1,14 +1,36 @@
 //! Logging: `tracing` to stderr, filtered by `RUST_LOG` (default `info`). Spans carry
 //! `conversation_id`, `user_id` and `socket_id` so one conversation's story can be followed.
+//!
+//! Tokens are never logged, at any level: requests name how they authenticated
+//! (`auth="cookie"`), never with what, and no log line holds a URL's query string. A dependency
+//! that would log a frame's payload is capped below that level whatever `RUST_LOG` asks
+//! ([`cap`]).
 
-use tracing_subscriber::EnvFilter;
+use std::io::IsTerminal;
+
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// The most each target may log, on top of `RUST_LOG` (an event must pass both). tungstenite at
+/// `trace` writes every WebSocket frame it reads or writes in full: the token of an `auth` frame,
+/// and every message's text.
+fn cap() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("tungstenite", LevelFilter::DEBUG)
+}
 
 pub fn init() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = fmt::layer()
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: a log file or collector gets plain text
+        // that grep and parsers read as written.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
-        .try_init();
+        .with_filter(filter)
+        .with_filter(cap());
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }

@@ -5,9 +5,10 @@
 //! ~6 KiB (FACTS.md). The buffer still grows for a large frame, up to the frame limit.
 //!
 //! The token is checked before the upgrade and before anything else is looked up: a token in the
-//! URL or header that is invalid, expired, not yet valid or not an access token gets HTTP 401 with
-//! the error body and no upgrade, whatever the path names. Without one, the socket is upgraded and
-//! must send an `auth` frame within the configured time.
+//! URL, header or auth cookie that is invalid, expired, not yet valid or not an access token gets
+//! HTTP 401 with the error body and no upgrade, whatever the path names; one from the cookie, from
+//! an origin not in `http.allowed_origins`, gets 403 (`http::credentials`). Without one, the
+//! socket is upgraded and must send an `auth` frame within the configured time.
 //!
 //! The compatibility socket keeps that first-frame option (the contract gives it to every
 //! socket), so it must not tell an unauthenticated client which conversation ids exist: with a
@@ -27,10 +28,11 @@ use warp::reply::Response as WarpResponse;
 use warp::{Filter, Rejection, Reply};
 
 use super::socket::{self, Route};
-use crate::auth::{bearer, Verified};
+use crate::auth::Verified;
 use crate::domain::Id;
 use crate::engine::EngineRef;
 use crate::error::ApiError;
+use crate::http::credentials;
 use crate::http::reply::error_response;
 use crate::wire::WireFormat;
 
@@ -175,16 +177,22 @@ async fn prepare(
             ))
         }
     };
-    let token = param("access_token").map(str::to_string).or_else(|| {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer)
-            .map(str::to_string)
-    });
+    let presented = credentials::from_upgrade(
+        param("access_token"),
+        headers,
+        engine.config.auth.cookie_name.as_deref(),
+    );
+    tracing::debug!(
+        socket = if compat.is_some() { "compat" } else { "ws" },
+        auth = presented.as_ref().map_or("frame", |p| p.via.as_str()),
+        "websocket upgrade"
+    );
     // Authentication first: nothing below may answer differently for a caller it does not know.
-    let auth = match token {
-        Some(t) => Some(engine.auth.verify_with_expiry(&t)?),
+    let auth = match presented {
+        Some(p) => {
+            p.check_origin(headers, &engine.config.http.allowed_origins)?;
+            Some(engine.auth.verify_with_expiry(&p.token)?)
+        }
         None => None,
     };
     let route = match (compat, &auth) {

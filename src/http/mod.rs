@@ -1,8 +1,11 @@
 //! HTTP: the public API (`/api/v1`, `/ws`) and the admin API, each a warp filter tree ending in
-//! the one `recover` that writes the contract's error body.
+//! the one `recover` that writes the contract's error body. The public tree is wrapped in CORS
+//! (`cors`); both send `X-Content-Type-Options: nosniff` on every answer.
 
 pub mod admin;
 pub mod conversations;
+pub mod cors;
+pub mod credentials;
 pub mod dev;
 pub mod messages;
 pub mod reply;
@@ -38,7 +41,9 @@ pub fn public(
     engine: EngineRef,
     shutdown: watch::Receiver<bool>,
 ) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
-    health(engine.clone())
+    let origins = engine.config.http.allowed_origins.clone();
+    let credentials = engine.config.auth.cookie_name.is_some();
+    let routes = health(engine.clone())
         .or(crate::gateway::routes(engine.clone(), shutdown))
         .unify()
         .or(conversations::routes(engine.clone()))
@@ -50,7 +55,8 @@ pub fn public(
         .or(dev::routes(engine))
         .unify()
         .recover(reply::recover)
-        .unify()
+        .unify();
+    cors::wrap(routes, &origins, credentials).map(reply::nosniff)
 }
 
 /// Everything on the admin listener.
@@ -64,4 +70,5 @@ pub fn admin(
         .unify()
         .recover(reply::recover)
         .unify()
+        .map(reply::nosniff)
 }

@@ -6,11 +6,12 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::auth::bearer;
+use super::credentials;
+use crate::auth::{bearer, AuthError};
 use crate::domain::user::{ExternalId, Principal};
 use crate::domain::Id;
 use crate::engine::EngineRef;
@@ -34,19 +35,31 @@ pub fn bearer_token() -> impl Filter<Extract = (Option<String>,), Error = Infall
         .map(|h: Option<String>| h.as_deref().and_then(bearer).map(str::to_string))
 }
 
-/// The caller, from `Authorization: Bearer <jwt>`.
+/// The caller, from `Authorization: Bearer <jwt>` or, when `auth.cookie_name` is set, that
+/// cookie. A cookie-authenticated request that changes state must come from an allowed origin
+/// (`credentials`).
 pub fn principal(
     engine: EngineRef,
 ) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
-    bearer_token().and_then(move |token: Option<String>| {
-        let engine = engine.clone();
-        async move {
-            engine
-                .auth
-                .verify(token.as_deref().unwrap_or_default())
-                .map_err(|e| reject(e.into()))
-        }
-    })
+    warp::method().and(warp::header::headers_cloned()).and_then(
+        move |method: Method, headers: HeaderMap| {
+            let engine = engine.clone();
+            async move { authenticate(&engine, &method, &headers).map_err(reject) }
+        },
+    )
+}
+
+fn authenticate(
+    engine: &EngineRef,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    let presented = credentials::from_http(headers, engine.config.auth.cookie_name.as_deref())
+        .ok_or(AuthError::Missing)?;
+    if !method.is_safe() {
+        presented.check_origin(headers, &engine.config.http.allowed_origins)?;
+    }
+    Ok(engine.auth.verify(&presented.token)?)
 }
 
 /// A JSON body of type `T`: broken JSON is 400, the wrong shape 422, too large 413. An empty body
@@ -157,6 +170,16 @@ pub fn error_response(e: &ApiError) -> Response {
         res.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
+    res
+}
+
+/// `X-Content-Type-Options: nosniff` on every answer, so no browser reads a JSON body (or anything
+/// else) as a script or a page.
+pub fn nosniff(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     res
 }
 

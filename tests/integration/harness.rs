@@ -15,17 +15,37 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const ADMIN_TOKEN: &str = "dev-admin-token";
 pub const SECRET: &str = "dev-secret-change-me-0123456789abcdef";
 
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A token signed with the test server's secret, as the marketplace backend would sign it.
+pub fn signed(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token signs")
+}
+
 pub struct Server {
     child: Option<Child>,
     pub http: String,
     pub admin: String,
     pub dir: PathBuf,
     env: Vec<(String, String)>,
+    /// Where the server's log (stderr) goes; `None` inherits the test's stderr.
+    pub log: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
     client: reqwest::Client,
 }
 
-fn spawn(dir: &Path, env: &[(String, String)]) -> (Child, String, String) {
+fn spawn(dir: &Path, env: &[(String, String)], log: Option<&Path>) -> (Child, String, String) {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
     cmd.arg("serve")
@@ -37,7 +57,16 @@ fn spawn(dir: &Path, env: &[(String, String)]) -> (Child, String, String) {
         .env("SWITCHBOARD_LIMITS__MESSAGES_PER_MINUTE", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(match log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("log file opens"),
+            ),
+            None => Stdio::inherit(),
+        });
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -79,19 +108,31 @@ impl Server {
 
     /// Starts with extra `SWITCHBOARD_*` settings.
     pub async fn start_with(env: &[(&str, &str)]) -> Server {
+        Self::launch(env, false)
+    }
+
+    /// Starts with extra settings, writing the server's log to `Server::log` (in the store's
+    /// temporary directory) so a test can read it.
+    pub async fn start_logged(env: &[(&str, &str)]) -> Server {
+        Self::launch(env, true)
+    }
+
+    fn launch(env: &[(&str, &str)], logged: bool) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let dir = tmp.path().to_path_buf();
+        let dir = tmp.path().join("store");
+        let log = logged.then(|| tmp.path().join("server.log"));
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (child, http, admin) = spawn(&dir, &env);
+        let (child, http, admin) = spawn(&dir, &env, log.as_deref());
         Server {
             child: Some(child),
             http,
             admin,
             dir,
             env,
+            log,
             _tmp: Some(tmp),
             client: reqwest::Client::new(),
         }
@@ -119,7 +160,7 @@ impl Server {
     /// Starts the server again on the same store directory (new ports).
     pub fn restart(&mut self) {
         self.stop();
-        let (child, http, admin) = spawn(&self.dir, &self.env);
+        let (child, http, admin) = spawn(&self.dir, &self.env, self.log.as_deref());
         self.child = Some(child);
         self.http = http;
         self.admin = admin;
@@ -158,6 +199,34 @@ impl Server {
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Any HTTP call with the given request headers (and no others): answers (status, response
+    /// headers, JSON body or Null).
+    pub async fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request is answered");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap_or_default();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn api(
@@ -258,6 +327,35 @@ impl Ws {
         assert_eq!(ready["type"], "ready", "first event must be ready: {ready}");
         ws.ready = ready;
         ws
+    }
+
+    /// Opens a socket with extra request headers (`Origin`, `Cookie`, ...) without waiting for
+    /// anything: `Ok` when upgraded, else the HTTP status and body of the refusal.
+    pub async fn open_with(url: &str, headers: &[(&str, &str)]) -> Result<Ws, (u16, Value)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+        let mut req = url.into_client_request().expect("websocket URL");
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                HeaderValue::from_str(v).expect("header value"),
+            );
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((stream, _)) => Ok(Ws {
+                stream,
+                ready: Value::Null,
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                let body = res
+                    .body()
+                    .as_deref()
+                    .and_then(|b| serde_json::from_slice(b).ok())
+                    .unwrap_or(Value::Null);
+                Err((res.status().as_u16(), body))
+            }
+            Err(e) => panic!("{url}: neither an upgrade nor an HTTP answer: {e}"),
+        }
     }
 
     pub async fn send(&mut self, v: Value) {

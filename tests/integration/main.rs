@@ -2,9 +2,13 @@
 //! and speaks real HTTP and WebSocket to it.
 
 mod bad_input;
+mod browser;
+mod cookie_auth;
+mod cors;
 mod durability;
 mod exactness;
 mod harness;
+mod logs;
 mod realtime;
 mod replay;
 mod security;

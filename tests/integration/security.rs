@@ -8,24 +8,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::harness::{Server, Ws, SECRET};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// A token signed with the test server's secret, as the marketplace backend would sign it.
-fn signed(claims: Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
+use crate::harness::{now, signed, Server, Ws};
 
 /// A token for `user` that expires `secs` from now.
 fn expiring(user: &str, secs: i64) -> String {
