@@ -21,9 +21,15 @@ fn cap() -> Targets {
         .with_target("tungstenite", LevelFilter::DEBUG)
 }
 
+/// Without `RUST_LOG`. The ScyllaDB driver is quiet by default: the store reports every failed
+/// request itself (503 `store_unavailable`, `/readyz` down, one line and exit 69 at startup), and
+/// the driver's own account of the same event (several WARN/ERROR lines per reconnect attempt)
+/// would bury it; `RUST_LOG=info,scylla=warn` shows it.
+const DEFAULT_FILTER: &str = "info,fjall=warn,lsm_tree=warn,scylla=off";
+
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let layer = fmt::layer()
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal: a log file or collector gets plain text

@@ -355,3 +355,45 @@ async fn a_dropped_connection_fails_the_write_and_the_driver_reconnects() {
     }
     assert_eq!(store.health().await, StoreHealth::Ok);
 }
+
+/// `switchboard serve` against a cluster that is not there: one line naming the cluster, exit code
+/// 69 (EX_UNAVAILABLE), within `connect_timeout_secs` (30 s by default).
+async fn serve_without_a_cluster(uri: SocketAddr, connect_timeout_secs: u64) {
+    let started = Instant::now();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/local.toml"))
+        .env_remove("RUST_LOG")
+        .env("SWITCHBOARD_HTTP__ADDR", "127.0.0.1:0")
+        .env("SWITCHBOARD_ADMIN__ADDR", "127.0.0.1:0")
+        .env("SWITCHBOARD_STORE__KIND", "scylla")
+        .env("SWITCHBOARD_SCYLLA__URI", uri.to_string())
+        .env(
+            "SWITCHBOARD_SCYLLA__CONNECT_TIMEOUT_SECS",
+            connect_timeout_secs.to_string(),
+        )
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line, not the driver's story: {stderr}");
+    assert!(
+        lines[0].starts_with(&format!("switchboard: cannot reach ScyllaDB at {uri}")),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(connect_timeout_secs + 5));
+}
+
+#[tokio::test]
+async fn serve_exits_69_with_one_line_when_no_cluster_answers() {
+    let closed = SocketAddr::new(scylla_proxy::get_exclusive_local_address(), 9042);
+    serve_without_a_cluster(closed, 30).await;
+    let (silent, _proxy) = proxy(vec![RequestRule(
+        Condition::True,
+        RequestReaction::drop_frame(),
+    )])
+    .await;
+    serve_without_a_cluster(silent, 3).await;
+}
