@@ -98,7 +98,7 @@ impl Copier<'_> {
             let pending = resume_at.is_some_and(|at| table_index(table) >= table_index(at));
             if !pending {
                 say(&format!(
-                    "{:<13} {:>10} records (copied in an earlier run)",
+                    "{:<13} {:>10} records imported (in an earlier run)",
                     table.name(),
                     state.copied(table)
                 ));
@@ -170,7 +170,7 @@ impl Copier<'_> {
         let total = state.copied(table);
         let secs = started.elapsed().as_secs_f64();
         say(&format!(
-            "{:<13} {total:>10} records ({} in this run, {secs:.1} s, {:.0}/s)",
+            "{:<13} {total:>10} records imported ({} in this run, {secs:.1} s, {:.0}/s)",
             table.name(),
             total - before,
             (total - before) as f64 / secs.max(0.001)
