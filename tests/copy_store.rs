@@ -220,6 +220,31 @@ fn a_missing_source_is_refused_and_creates_nothing() {
     assert!(!dir.path().join("typo").exists() && !dir.path().join("target").exists());
 }
 
+#[test]
+fn a_state_file_of_another_copy_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("not-empty"), "").unwrap();
+    let from = embedded_config(dir.path(), "from.toml", &source);
+    let to = embedded_config(dir.path(), "to.toml", &dir.path().join("target"));
+    let state = dir.path().join("copy.state");
+    let other = json!({"version": 1, "source": "embedded store /elsewhere", "target": "embedded store /t",
+        "table": "messages", "cursor": null, "copied": {}});
+    std::fs::write(&state, other.to_string()).unwrap();
+    let out = copy(&from, &to, &state, &[]);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is for another copy") && stderr.contains("/elsewhere"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("target").exists(),
+        "refused before opening anything"
+    );
+}
+
 #[tokio::test]
 async fn a_running_server_holds_its_store_and_the_copy_says_to_stop_it() {
     let server = Server::start().await;
