@@ -10,6 +10,7 @@ pub mod actors;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod copy;
 pub mod domain;
 pub mod engine;
 pub mod error;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use switchboard::app::{self, StartError};
 use switchboard::config::Config;
+use switchboard::copy::{self, CopyOptions, Outcome};
 use switchboard::storage::open::OpenError;
 use switchboard::storage::scylla::migrate::{migrate, MigrateError};
 
@@ -37,6 +38,28 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Copy every record of one store into another (e.g. embedded to ScyllaDB), resumably, then
+    /// compare the counts of both. Stop the source's server first.
+    CopyStore(CopyArgs),
+}
+
+#[derive(clap::Args)]
+struct CopyArgs {
+    /// Configuration naming the store to copy from. SWITCHBOARD_* variables apply to it too.
+    #[arg(long)]
+    from: PathBuf,
+    /// Configuration naming the (empty) store to copy into. SWITCHBOARD_* variables apply to it too.
+    #[arg(long)]
+    to: PathBuf,
+    /// Progress file: resumed from when it exists, removed once the copy is complete and checked.
+    #[arg(long, default_value = copy::DEFAULT_STATE_FILE)]
+    state: PathBuf,
+    /// Records per page scanned from the source and imported into the target.
+    #[arg(long, default_value_t = copy::DEFAULT_BATCH as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch: u64,
+    /// Stop after this many pages, as an interruption would (for tests of resuming).
+    #[arg(long, hide = true)]
+    stop_after_pages: Option<u64>,
 }
 
 #[global_allocator]
@@ -50,8 +73,12 @@ const EXIT_UNAVAILABLE: u8 = 69;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     switchboard::telemetry::init();
-    let (Command::Serve { config } | Command::Config { config } | Command::Migrate { config }) =
-        &cli.command;
+    let config = match &cli.command {
+        Command::Serve { config } | Command::Config { config } | Command::Migrate { config } => {
+            config
+        }
+        Command::CopyStore(args) => return copy_store(args),
+    };
     let config = match Config::load(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -72,15 +99,9 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("switchboard: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     if let Command::Migrate { .. } = cli.command {
         return match runtime.block_on(migrate(&config.scylla)) {
@@ -110,6 +131,48 @@ fn main() -> ExitCode {
                 }
                 _ => ExitCode::FAILURE,
             }
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("switchboard: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// `copy-store`: exit codes are `copy::EXIT_*` (64 usage, 65 counts differ, 69 a store cannot be
+/// opened, 75 stopped on purpose), 1 for any other failure.
+fn copy_store(args: &CopyArgs) -> ExitCode {
+    let load = |flag: &str, path: &PathBuf| {
+        Config::load(Some(path)).map_err(|e| {
+            eprintln!("switchboard: {flag} {}: {e}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        })
+    };
+    let (from, to) = match (load("--from", &args.from), load("--to", &args.to)) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    let options = CopyOptions {
+        state_file: args.state.clone(),
+        batch: usize::try_from(args.batch).unwrap_or(copy::DEFAULT_BATCH),
+        stop_after_pages: args.stop_after_pages,
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match runtime.block_on(copy::run(&from, &to, &options)) {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Stopped { .. }) => ExitCode::from(copy::EXIT_STOPPED),
+        Err(e) => {
+            eprintln!("switchboard: copy-store: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }
