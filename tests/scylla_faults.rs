@@ -305,9 +305,7 @@ async fn a_write_without_an_answer_fails_at_the_request_timeout() {
     let store = ScyllaStore::connect(&config(addr)).await.unwrap();
     let started = Instant::now();
     let answer = submit(&store, 1).unwrap().await.unwrap();
-    let err = answer
-        .err()
-        .expect("a write without an answer is not acknowledged");
+    let err = answer.expect_err("a write without an answer is not acknowledged");
     assert!(err.to_string().contains("no answer within"), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
