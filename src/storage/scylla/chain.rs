@@ -110,6 +110,9 @@ impl Chains {
     pub fn settle(self: &Arc<Self>, conversation: Id, done: OnDurable) {
         let mut slot = self.chains.entry(conversation).or_default();
         let chain = unlock(&mut slot);
+        // A failed chain holds no writes and has no batch in flight (the failure answered them
+        // all), so writes submitted from now on may be tried at once.
+        chain.failed = None;
         chain.queue.push_back(Entry::Settle(done));
         self.wake(conversation, chain);
     }
@@ -175,7 +178,7 @@ impl Chains {
                 (batch, settles)
             };
             for done in settles {
-                done(Ok(()));
+                call_back(done, Ok(()));
             }
             if batch.is_empty() {
                 continue;
@@ -184,21 +187,27 @@ impl Chains {
             let n = dones.len();
             let result = (self.apply)(writes.into_iter().flatten().collect()).await;
             self.in_flight.fetch_sub(n, Ordering::AcqRel);
-            if let Err(e) = &result {
-                self.fail_queued(conversation, e.clone());
-            }
+            // Behind a failure, the writes queued after the batch are taken (and the chain marked
+            // failed) before anything is answered, then everything is answered in order.
+            let behind = match &result {
+                Err(e) => self.take_queued(conversation, e.clone()),
+                Ok(()) => Vec::new(),
+            };
             for done in dones {
-                done(result.clone());
+                call_back(done, result.clone());
+            }
+            for done in behind {
+                call_back(done, result.clone());
             }
         }
     }
 
-    /// After a failed batch: fails every write queued behind it (up to the next settle) and
-    /// marks the chain failed.
-    fn fail_queued(&self, conversation: Id, error: StoreError) {
+    /// After a failed batch: marks the chain failed and takes every write queued behind it (up to
+    /// the next settle), for the caller to fail.
+    fn take_queued(&self, conversation: Id, error: StoreError) -> Vec<OnDurable> {
         let failed = {
             let Some(mut slot) = self.chains.get_mut(&conversation) else {
-                return;
+                return Vec::new();
             };
             let chain = unlock(&mut slot);
             chain.failed = Some(error.clone());
@@ -211,9 +220,15 @@ impl Chains {
             failed
         };
         self.in_flight.fetch_sub(failed.len(), Ordering::AcqRel);
-        for done in failed {
-            done(Err(error.clone()));
-        }
+        failed
+    }
+}
+
+/// Runs a write's callback; one that panics must not take the runner (and every write queued
+/// behind it) down with it.
+fn call_back(done: OnDurable, result: StoreResult<()>) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(result))).is_err() {
+        tracing::error!("a store write callback panicked");
     }
 }
 
@@ -293,7 +308,8 @@ mod tests {
         let chains = Chains::new(apply, 1000, tokio::runtime::Handle::current());
         let (d1, r1) = durable_channel();
         chains.submit(Id(1), write(-1), d1).unwrap();
-        // Queued behind the failing one while it is in flight.
+        // Queued behind the failing one while it is in flight (not coalesced with it).
+        tokio::time::sleep(Duration::from_millis(1)).await;
         let (d2, r2) = durable_channel();
         chains.submit(Id(1), write(2), d2).unwrap();
         assert!(r1.await.unwrap().is_err());

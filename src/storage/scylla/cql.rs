@@ -62,9 +62,10 @@ statements! {
     ScanUsers = "SELECT body FROM {ks}.users" [];
 
     PutConversation = "INSERT INTO {ks}.conversations (conversation_id, body) VALUES (?, ?) USING TIMESTAMP ?" [BigInt, Blob, BigInt];
-    GetConversation = "SELECT body FROM {ks}.conversations WHERE conversation_id = ?" [BigInt];
+    GetConversation = "SELECT body, WRITETIME(body) FROM {ks}.conversations WHERE conversation_id = ?" [BigInt];
     ScanConversations = "SELECT body FROM {ks}.conversations" [];
     ClaimKey = "INSERT INTO {ks}.conversation_keys (service_id, provider_id, customer_id, conversation_id, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS" [Text, Text, Text, BigInt, BigInt];
+    TakeOverKey = "UPDATE {ks}.conversation_keys SET conversation_id = ?, created_at = ? WHERE service_id = ? AND provider_id = ? AND customer_id = ? IF conversation_id = ? AND created_at = ?" [BigInt, BigInt, Text, Text, Text, BigInt, BigInt];
     PutKey = "INSERT INTO {ks}.conversation_keys (service_id, provider_id, customer_id, conversation_id, created_at) VALUES (?, ?, ?, ?, ?)" [Text, Text, Text, BigInt, BigInt];
     FindKey = "SELECT conversation_id, created_at FROM {ks}.conversation_keys WHERE service_id = ? AND provider_id = ? AND customer_id = ?" [Text, Text, Text];
 

@@ -79,6 +79,9 @@ pub async fn migrate(config: &ScyllaConfig) -> Result<Report, MigrateError> {
     apply(&session, config).await
 }
 
+/// The strategy whose keyspaces ScyllaDB 6 makes tablet-based.
+const NTS: &str = "NetworkTopologyStrategy";
+
 async fn apply(session: &Session, config: &ScyllaConfig) -> Result<Report, MigrateError> {
     let repl = replication(&config.replication_strategy, config.replication_factor);
     let ks = &config.keyspace;
@@ -97,6 +100,15 @@ async fn apply(session: &Session, config: &ScyllaConfig) -> Result<Report, Migra
         // Known only once the first file has created the table.
         let before = was_applied(session, ks, file).await;
         for s in &statements {
+            if s.starts_with("CREATE KEYSPACE") && config.replication_strategy == NTS {
+                // ScyllaDB 6 makes NetworkTopologyStrategy keyspaces tablet-based by default, and
+                // tablets do not take the lightweight transaction that keeps conversations unique.
+                // Older versions do not know the option and refuse it: then the plain statement.
+                let vnodes = format!("{s} AND tablets = {{'enabled': false}}");
+                if session.query_unpaged(vnodes.as_str(), ()).await.is_ok() {
+                    continue;
+                }
+            }
             session
                 .query_unpaged(s.as_str(), ())
                 .await

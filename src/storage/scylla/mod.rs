@@ -25,6 +25,7 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::ExecutionError;
 use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, SerialConsistency};
@@ -44,6 +45,11 @@ use crate::domain::Id;
 /// long finished by then.
 const ADOPT_AFTER_MS: i64 = 30_000;
 
+/// A creation that finds another one's claim and not yet its conversation looks again this many
+/// times, this often, before answering "try again": the claimant writes it one round trip later.
+const CLAIM_POLLS: usize = 20;
+const CLAIM_POLL_EVERY: Duration = Duration::from_millis(50);
+
 pub struct ScyllaStore {
     session: Arc<Session>,
     prepared: Arc<HashMap<Q, PreparedStatement>>,
@@ -58,6 +64,11 @@ pub struct ScyllaStore {
 pub struct Clock(AtomicI64);
 
 impl Clock {
+    /// Makes every later timestamp greater than `at` (a timestamp read from the cluster).
+    pub fn observe(&self, at: i64) {
+        self.0.fetch_max(at, Ordering::AcqRel);
+    }
+
     pub fn next(&self) -> i64 {
         let now = crate::domain::clock::now_ms().saturating_mul(1000);
         let mut last = self.0.load(Ordering::Acquire);
@@ -125,9 +136,10 @@ impl ScyllaStore {
                 })?;
             // Every statement is safe to send twice: writes carry their own timestamps, so the
             // driver may retry them after a timeout. The conversation key claim is the exception
-            // (a transaction, which answers whether *this* request applied it).
-            p.set_is_idempotent(*q != Q::ClaimKey);
-            if *q == Q::ClaimKey {
+            // and takeover (transactions, which answer whether *this* request applied them).
+            let transaction = matches!(q, Q::ClaimKey | Q::TakeOverKey);
+            p.set_is_idempotent(!transaction);
+            if transaction {
                 p.set_serial_consistency(Some(SerialConsistency::LocalSerial));
             }
             prepared.insert(*q, p);
@@ -174,7 +186,7 @@ impl ScyllaStore {
 }
 
 /// A session from the configuration: LOCAL_QUORUM, the request timeout, token-aware routing that
-/// prefers `local_dc`, and client timestamps.
+/// prefers `local_dc`, and client-side monotonic timestamps.
 async fn session(config: &ScyllaConfig) -> Result<Session, String> {
     let mut policy = DefaultPolicy::builder().token_aware(true);
     if !config.local_dc.is_empty() {
@@ -190,6 +202,9 @@ async fn session(config: &ScyllaConfig) -> Result<Session, String> {
         .known_nodes(config.nodes())
         .connection_timeout(Duration::from_secs(config.connect_timeout_secs.min(10)))
         .default_execution_profile_handle(profile.into_handle())
+        // Statements without `USING TIMESTAMP` (directory, hidden, last seen) get client
+        // timestamps too, so coordinators with skewed clocks cannot reorder them.
+        .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
         .keyspaces_to_fetch([config.keyspace.clone()])
         .build()
         .await
@@ -235,6 +250,14 @@ async fn write_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_write_clock_passes_what_it_has_seen() {
+        let c = Clock::default();
+        let far = c.next() + 3_600_000_000;
+        c.observe(far);
+        assert!(c.next() > far);
+    }
 
     #[test]
     fn the_write_clock_only_goes_up() {

@@ -13,7 +13,7 @@ use scylla::value::{CqlValue, Row};
 
 use super::cql::{bucket_of, Q};
 use super::rows::{self, id, text, Bound};
-use super::{failed, io, ScyllaStore, ADOPT_AFTER_MS};
+use super::{failed, io, ScyllaStore, ADOPT_AFTER_MS, CLAIM_POLLS, CLAIM_POLL_EVERY};
 use crate::domain::conversation::{ConversationDoc, ConversationRecord};
 use crate::domain::message::StoredMessage;
 use crate::domain::user::{ExternalId, Service, UserProfile};
@@ -56,7 +56,7 @@ impl ScyllaStore {
         R: for<'f, 'm> DeserializeRow<'f, 'm> + 'static,
     {
         let mut statement = self.statement(q).clone();
-        statement.set_page_size(PAGE_ROWS.min(max.max(1) as i32));
+        statement.set_page_size(max.clamp(1, PAGE_ROWS as usize) as i32);
         let pager = self
             .session
             .execute_iter(statement, values)
@@ -157,15 +157,35 @@ impl ScyllaStore {
         Ok(Some(doc))
     }
 
-    /// A creation whose key is already claimed: the stored conversation, or, when its record
-    /// never arrived (`ADOPT_AFTER_MS`), this creation written under the claimed id.
-    async fn existing_or_adopt(
-        &self,
-        mut doc: ConversationDoc,
-        mut first: Option<StoredMessage>,
-    ) -> StoreResult<(ConversationDoc, bool)> {
+    /// Runs a lightweight transaction; whether it applied. `None` when the answer was lost (a
+    /// timeout, a dropped connection): the transaction may or may not have applied.
+    async fn lwt(&self, q: Q, values: Vec<CqlValue>) -> StoreResult<Option<bool>> {
+        let result = match self
+            .session
+            .execute_unpaged(self.statement(q), values)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "a conversation key transaction got no answer");
+                return Ok(None);
+            }
+        };
+        result
+            .into_rows_result()
+            .map_err(io)?
+            .maybe_first_row::<Row>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .and_then(|row| row.columns.into_iter().next().flatten())
+            .and_then(|v| v.as_boolean())
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt("an LWT answer without [applied]".into()))
+    }
+
+    /// Who holds the conversation key of `doc`, and since when.
+    async fn claim_of(&self, doc: &ConversationDoc) -> StoreResult<Option<(Id, i64)>> {
         let r = &doc.record;
-        let claimed: Option<(i64, i64)> = self
+        let row: Option<(i64, i64)> = self
             .one(
                 Q::FindKey,
                 (
@@ -175,30 +195,81 @@ impl ScyllaStore {
                 ),
             )
             .await?;
-        let Some((cid, claimed_at)) = claimed else {
+        Ok(row.map(|(cid, at)| (Id(u(cid)), at)))
+    }
+
+    /// Writes a conversation whose key this creation holds.
+    async fn write_created(
+        &self,
+        doc: ConversationDoc,
+        first: Option<StoredMessage>,
+    ) -> StoreResult<(ConversationDoc, bool)> {
+        let ts = self.clock.next();
+        let now = crate::domain::clock::now_ms();
+        self.write(rows::create_writes(&doc, first.as_ref(), ts, now))
+            .await?;
+        self.remember(&doc).await;
+        Ok((doc, true))
+    }
+
+    /// After the claim: ours (applied, or our own claim whose answer was lost) is written; another
+    /// creation's is waited for (its batch follows its claim by one round trip); a claim whose
+    /// conversation never arrived within `ADOPT_AFTER_MS` (its creator crashed or failed between
+    /// the two) is taken over by a second transaction, so only one taker wins.
+    async fn settle_claim(
+        &self,
+        doc: ConversationDoc,
+        first: Option<StoredMessage>,
+    ) -> StoreResult<(ConversationDoc, bool)> {
+        let Some((holder, claimed_at)) = self.claim_of(&doc).await? else {
             return Err(StoreError::Io(
-                "scylla: the conversation key was claimed but cannot be read".into(),
+                "scylla: the conversation key could not be claimed; try again".into(),
             ));
         };
-        let cid = Id(u(cid));
-        if let Some(existing) = self.get_conversation(cid).await? {
-            return Ok((existing, false));
+        if holder == doc.record.id {
+            return self.write_created(doc, first).await;
+        }
+        for _ in 0..CLAIM_POLLS {
+            if let Some(existing) = self.get_conversation(holder).await? {
+                return Ok((existing, false));
+            }
+            if crate::domain::clock::now_ms() - claimed_at >= ADOPT_AFTER_MS {
+                break;
+            }
+            tokio::time::sleep(CLAIM_POLL_EVERY).await;
         }
         if crate::domain::clock::now_ms() - claimed_at < ADOPT_AFTER_MS {
             return Err(StoreError::Io(
                 "scylla: this conversation is being created; try again".into(),
             ));
         }
-        tracing::warn!(conversation_id = %cid, "a conversation's creation was cut short; completing it");
-        doc.record.id = cid;
-        if let Some(m) = first.as_mut() {
-            m.conversation_id = cid;
+        tracing::warn!(conversation_id = %holder, "a conversation's creation was cut short; taking its key over");
+        let r = &doc.record;
+        let take = vec![
+            id(r.id),
+            CqlValue::BigInt(crate::domain::clock::now_ms()),
+            text(r.service_id.as_str()),
+            text(r.provider_id.as_str()),
+            text(r.customer_id.as_str()),
+            id(holder),
+            CqlValue::BigInt(claimed_at),
+        ];
+        match self.lwt(Q::TakeOverKey, take).await? {
+            Some(true) => self.write_created(doc, first).await,
+            // Lost the race to another taker, or the answer: look again.
+            _ => match self.claim_of(&doc).await? {
+                Some((h, _)) if h == doc.record.id => self.write_created(doc, first).await,
+                Some((h, _)) => match self.get_conversation(h).await? {
+                    Some(existing) => Ok((existing, false)),
+                    None => Err(StoreError::Io(
+                        "scylla: this conversation is being created; try again".into(),
+                    )),
+                },
+                None => Err(StoreError::Io(
+                    "scylla: the conversation key could not be claimed; try again".into(),
+                )),
+            },
         }
-        let ts = self.clock.next();
-        let now = crate::domain::clock::now_ms();
-        self.write(rows::create_writes(&doc, first.as_ref(), ts, now))
-            .await?;
-        Ok((doc, true))
     }
 
     fn scan_query(table: Table) -> Q {
@@ -297,29 +368,13 @@ impl Store for ScyllaStore {
         doc: ConversationDoc,
         first: Option<StoredMessage>,
     ) -> StoreResult<(ConversationDoc, bool)> {
-        let now = crate::domain::clock::now_ms();
-        let claim = rows::put_key(&doc).values;
-        let result = self
-            .session
-            .execute_unpaged(self.statement(Q::ClaimKey), claim)
-            .await
-            .map_err(failed)?;
-        let applied = result
-            .into_rows_result()
-            .map_err(io)?
-            .maybe_first_row::<Row>()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
-            .and_then(|row| row.columns.into_iter().next().flatten())
-            .and_then(|v| v.as_boolean())
-            .ok_or_else(|| StoreError::Corrupt("an LWT answer without [applied]".into()))?;
-        if !applied {
-            return self.existing_or_adopt(doc, first).await;
+        // The claim is stamped with when it was made, which is what a takeover measures.
+        let mut claim = rows::put_key(&doc).values;
+        claim[4] = CqlValue::BigInt(crate::domain::clock::now_ms());
+        match self.lwt(Q::ClaimKey, claim).await? {
+            Some(true) => self.write_created(doc, first).await,
+            _ => self.settle_claim(doc, first).await,
         }
-        let ts = self.clock.next();
-        self.write(rows::create_writes(&doc, first.as_ref(), ts, now))
-            .await?;
-        self.remember(&doc).await;
-        Ok((doc, true))
     }
 
     async fn find_conversation(
@@ -343,11 +398,17 @@ impl Store for ScyllaStore {
     }
 
     async fn get_conversation(&self, cid: Id) -> StoreResult<Option<ConversationDoc>> {
-        let doc: Option<ConversationDoc> = self.body(Q::GetConversation, (cid.0 as i64,)).await?;
-        if let Some(d) = &doc {
-            self.remember(d).await;
-        }
-        Ok(doc)
+        let row: Option<(Vec<u8>, i64)> = self.one(Q::GetConversation, (cid.0 as i64,)).await?;
+        let Some((body, written_at)) = row else {
+            return Ok(None);
+        };
+        // An actor reads its state here before its first write: from now on this process stamps
+        // writes after the stored one, even if this machine's clock is behind the one that wrote
+        // it (a write stamped earlier would be silently discarded by the cluster).
+        self.clock.observe(written_at);
+        let doc: ConversationDoc = decode(&body)?;
+        self.remember(&doc).await;
+        Ok(Some(doc))
     }
 
     async fn conversation_record(&self, cid: Id) -> StoreResult<Option<Arc<ConversationRecord>>> {
@@ -358,9 +419,8 @@ impl Store for ScyllaStore {
         let loaded = self
             .records
             .try_get_with(cid, async {
-                let doc: Option<ConversationDoc> =
-                    self.body(Q::GetConversation, (cid.0 as i64,)).await?;
-                doc.map(|d| Arc::new(d.record)).ok_or(None)
+                let doc = self.get_conversation(cid).await.map_err(Some)?;
+                doc.map(|d| Arc::new(d.record)).ok_or(None::<StoreError>)
             })
             .await;
         match loaded {
@@ -390,7 +450,10 @@ impl Store for ScyllaStore {
         let mut last = None;
         'pages: loop {
             // Fetch a little more than is missing, so a page usually takes one round of reads.
-            let want = (limit - items.len()) + 1;
+            let want = limit
+                .saturating_sub(items.len())
+                .saturating_add(1)
+                .min(PAGE_ROWS as usize);
             let entries = self.activity_page(user, after, want).await?;
             let exhausted = entries.len() < want;
             // The entries' conversations are read concurrently, and judged in list order.
@@ -581,7 +644,12 @@ impl Store for ScyllaStore {
     ) -> StoreResult<Result<ScanPage, BadCursor>> {
         let paging = match cursor {
             None => PagingState::start(),
-            Some(c) => match unhex(c) {
+            // A cursor names its table, so one from another table is refused, not sent.
+            Some(c) => match c
+                .strip_prefix(table.name())
+                .and_then(|rest| rest.strip_prefix(':'))
+                .and_then(unhex)
+            {
                 Some(raw) => PagingState::new_from_raw_bytes(raw),
                 None => return Ok(Err(BadCursor)),
             },
@@ -603,9 +671,9 @@ impl Store for ScyllaStore {
             page.records.push(record(table, row)?);
         }
         page.next = match next {
-            scylla::response::PagingStateResponse::HasMorePages { state } => {
-                state.as_bytes_slice().map(|b| hex(b))
-            }
+            scylla::response::PagingStateResponse::HasMorePages { state } => state
+                .as_bytes_slice()
+                .map(|b| format!("{}:{}", table.name(), hex(b))),
             scylla::response::PagingStateResponse::NoMorePages => None,
         };
         Ok(Ok(page))

@@ -246,7 +246,10 @@ fn message_writes(out: &mut Vec<Bound>, m: &StoredMessage, ts: i64, now_ms: i64)
 /// (rounded up, so it never expires early). `None` when the window is over: nothing to write.
 pub fn dedupe_ttl(created_at: i64, now_ms: i64) -> Option<i32> {
     let left_ms = created_at.saturating_add(DEDUPE_WINDOW_MS) - now_ms;
-    (left_ms > 0).then(|| ((left_ms + 999) / 1000).min(i32::MAX as i64) as i32)
+    // Never more than the window (a message stamped in the future must not outlive it, and
+    // ScyllaDB refuses TTLs over 20 years).
+    let window_s = DEDUPE_WINDOW_MS / 1000 + 1;
+    (left_ms > 0).then(|| ((left_ms + 999) / 1000).min(window_s) as i32)
 }
 
 #[cfg(test)]
@@ -382,6 +385,10 @@ mod tests {
         assert_eq!(dedupe_ttl(0, 0), Some((DEDUPE_WINDOW_MS / 1000) as i32));
         assert_eq!(dedupe_ttl(0, DEDUPE_WINDOW_MS - 1), Some(1));
         assert_eq!(dedupe_ttl(0, DEDUPE_WINDOW_MS), None);
+        assert_eq!(
+            dedupe_ttl(i64::MAX / 2, 0),
+            Some((DEDUPE_WINDOW_MS / 1000 + 1) as i32)
+        );
         let w = ConversationWrite {
             doc: doc(),
             message: Some(message(2, Some("c"))),
