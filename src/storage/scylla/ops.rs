@@ -18,7 +18,7 @@ use crate::domain::conversation::{ConversationDoc, ConversationRecord};
 use crate::domain::message::StoredMessage;
 use crate::domain::user::{ExternalId, Service, UserProfile};
 use crate::domain::Id;
-use crate::storage::codec::{decode, encode};
+use crate::storage::codec::{decode, encode, hex, unhex};
 use crate::storage::records::{Record, ScanPage, Table};
 use crate::storage::{
     BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store, StoreError,
@@ -309,20 +309,6 @@ fn record(table: Table, row: Row) -> StoreResult<Record> {
             at_ms: bigint(next()?)?,
         },
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
 }
 
 #[async_trait]
@@ -696,14 +682,6 @@ impl Store for ScyllaStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scan_cursors_round_trip() {
-        let raw = vec![0u8, 7, 255];
-        assert_eq!(unhex(&hex(&raw)), Some(raw));
-        assert_eq!(unhex("0"), None);
-        assert_eq!(unhex("xy"), None);
-    }
 
     #[test]
     fn scanned_rows_become_records() {
