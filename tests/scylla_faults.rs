@@ -76,9 +76,7 @@ fn forged_prepared(frame: RequestFrame) -> ResponseFrame {
         .find(|q| q.cql(KEYSPACE) == text)
         .map(|q| q.binds())
         .unwrap_or(&[]);
-    let mut h = DefaultHasher::new();
-    text.hash(&mut h);
-    let id = h.finish().to_be_bytes();
+    let id = prepared_id(&text);
     let mut b = BytesMut::new();
     b.put_i32(0x0004); // Prepared
     b.put_u16(id.len() as u16);
@@ -98,6 +96,90 @@ fn forged_prepared(frame: RequestFrame) -> ResponseFrame {
         frame.params.for_response(),
         ResponseOpcode::Result,
         b.freeze(),
+    )
+}
+
+/// The id `forged_prepared` gives a statement's text.
+fn prepared_id(text: &str) -> [u8; 8] {
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish().to_be_bytes()
+}
+
+/// A column value as the protocol carries it.
+enum Cell {
+    Bool(bool),
+    Big(i64),
+}
+
+/// RESULT Rows with its own metadata: column names and types, then the rows.
+fn forged_rows(frame: &RequestFrame, columns: &[(&str, u16)], rows: &[Vec<Cell>]) -> ResponseFrame {
+    let mut b = BytesMut::new();
+    b.put_i32(0x0002); // Rows
+    b.put_i32(0x0001); // global table spec
+    b.put_i32(columns.len() as i32);
+    put_string(&mut b, KEYSPACE);
+    put_string(&mut b, "t");
+    for (name, ty) in columns {
+        put_string(&mut b, name);
+        b.put_u16(*ty);
+    }
+    b.put_i32(rows.len() as i32);
+    for row in rows {
+        for cell in row {
+            match cell {
+                Cell::Bool(v) => {
+                    b.put_i32(1);
+                    b.put_u8(u8::from(*v));
+                }
+                Cell::Big(v) => {
+                    b.put_i32(8);
+                    b.put_i64(*v);
+                }
+            }
+        }
+    }
+    ResponseFrame::new(
+        frame.params.for_response(),
+        ResponseOpcode::Result,
+        b.freeze(),
+    )
+}
+
+/// Answers EXECUTEs of one statement of the store with `answer`.
+fn on(q: Q, answer: Arc<dyn Fn(RequestFrame) -> ResponseFrame + Send + Sync>) -> RequestRule {
+    RequestRule(
+        Condition::and(
+            is(RequestOpcode::Execute),
+            Condition::BodyContainsCaseSensitive(Box::new(prepared_id(&q.cql(KEYSPACE)))),
+        ),
+        RequestReaction::forge_response(answer),
+    )
+}
+
+fn applied(v: bool) -> Arc<dyn Fn(RequestFrame) -> ResponseFrame + Send + Sync> {
+    Arc::new(move |f| forged_rows(&f, &[("[applied]", 0x0004)], &[vec![Cell::Bool(v)]]))
+}
+
+/// The key's holder as `FindKey` reads it: (conversation id, claimed at).
+fn key_held_by(id: i64, claimed_at: fn() -> i64) -> RequestRule {
+    on(
+        Q::FindKey,
+        Arc::new(move |f| {
+            forged_rows(
+                &f,
+                &[("conversation_id", 0x0002), ("created_at", 0x0002)],
+                &[vec![Cell::Big(id), Cell::Big(claimed_at())]],
+            )
+        }),
+    )
+}
+
+/// No conversation record (the holder's creation never wrote it).
+fn no_record() -> RequestRule {
+    on(
+        Q::GetConversation,
+        Arc::new(|f| forged_rows(&f, &[("body", 0x0003), ("writetime", 0x0002)], &[])),
     )
 }
 
@@ -123,7 +205,16 @@ fn is(op: RequestOpcode) -> Condition {
 
 /// The rules of a cluster whose writes get `writes` and whose health probe gets `probe`.
 fn rules(writes: fn() -> RequestReaction, probe: fn() -> RequestReaction) -> Vec<RequestRule> {
-    vec![
+    rules_with(Vec::new(), writes, probe)
+}
+
+/// `rules`, with `first` tried before the rule for writes (answers to particular statements).
+fn rules_with(
+    first: Vec<RequestRule>,
+    writes: fn() -> RequestReaction,
+    probe: fn() -> RequestReaction,
+) -> Vec<RequestRule> {
+    let mut all = vec![
         RequestRule(
             is(RequestOpcode::Options),
             RequestReaction::forge_response(Arc::new(|f: RequestFrame| {
@@ -149,13 +240,17 @@ fn rules(writes: fn() -> RequestReaction, probe: fn() -> RequestReaction) -> Vec
             ),
             probe(),
         ),
+    ];
+    all.extend(first);
+    all.extend([
         RequestRule(
             Condition::or(is(RequestOpcode::Batch), is(RequestOpcode::Execute)),
             writes(),
         ),
         // Everything else (the driver's metadata queries): an error, never silence.
         RequestRule(Condition::True, server_error()),
-    ]
+    ]);
+    all
 }
 
 async fn proxy(rules: Vec<RequestRule>) -> (SocketAddr, RunningProxy) {
@@ -394,4 +489,101 @@ async fn serve_exits_69_with_one_line_when_no_cluster_answers() {
     )])
     .await;
     serve_without_a_cluster(silent, 3).await;
+}
+
+fn new_doc() -> ConversationDoc {
+    let mut doc = write(1).doc;
+    doc.state.last_seq = 0;
+    doc
+}
+
+#[tokio::test]
+async fn a_claim_whose_conversation_never_arrived_is_taken_over_by_one_creation() {
+    let taken = rules_with(
+        vec![
+            on(Q::ClaimKey, applied(false)),
+            // Claimed by conversation 77 long ago, which was never written.
+            key_held_by(77, || 1),
+            no_record(),
+            on(Q::TakeOverKey, applied(true)),
+        ],
+        ok,
+        ok,
+    );
+    let (addr, mut proxy) = proxy(taken).await;
+    let store = ScyllaStore::connect(&config(addr)).await.unwrap();
+    let (doc, created) = store.create_conversation(new_doc(), None).await.unwrap();
+    assert!(created);
+    assert_eq!(doc.record.id, Id(5), "written under this creation's own id");
+
+    // Another creation took it over first: this one does not write.
+    proxy.running_nodes[0].change_request_rules(Some(rules_with(
+        vec![
+            on(Q::ClaimKey, applied(false)),
+            key_held_by(77, || 1),
+            no_record(),
+            on(Q::TakeOverKey, applied(false)),
+        ],
+        server_error,
+        ok,
+    )));
+    let err = store
+        .create_conversation(new_doc(), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("try again"), "{err}");
+}
+
+#[tokio::test]
+async fn a_fresh_claim_of_another_creation_is_waited_for_then_refused_for_a_retry() {
+    let fresh = rules_with(
+        vec![
+            on(Q::ClaimKey, applied(false)),
+            key_held_by(77, switchboard::domain::clock::now_ms),
+            no_record(),
+        ],
+        // Nothing may be written: the key is not ours.
+        server_error,
+        ok,
+    );
+    let (addr, _proxy) = proxy(fresh).await;
+    let store = ScyllaStore::connect(&config(addr)).await.unwrap();
+    let started = Instant::now();
+    let err = store
+        .create_conversation(new_doc(), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("being created"), "{err}");
+    // It waited for the other creation's record (about a second) before giving up.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_found_to_be_ours() {
+    let lost = rules_with(
+        vec![
+            RequestRule(
+                Condition::and(
+                    is(RequestOpcode::Execute),
+                    Condition::BodyContainsCaseSensitive(Box::new(prepared_id(
+                        &Q::ClaimKey.cql(KEYSPACE),
+                    ))),
+                ),
+                RequestReaction::forge_response_with_delay(Duration::from_secs(10), applied(true)),
+            ),
+            // The key names this creation's own id.
+            key_held_by(5, switchboard::domain::clock::now_ms),
+        ],
+        ok,
+        ok,
+    );
+    let (addr, _proxy) = proxy(lost).await;
+    let store = ScyllaStore::connect(&config(addr)).await.unwrap();
+    let (doc, created) = store.create_conversation(new_doc(), None).await.unwrap();
+    assert!(created);
+    assert_eq!(doc.record.id, Id(5));
 }
