@@ -3,14 +3,15 @@
 //! The same `Store` as the embedded one, proven by the same conformance suite. What is particular
 //! to a cluster lives in the submodules: the statements (`cql.rs`), what each write puts where
 //! (`rows.rs`), the per-conversation write chains that keep a conversation's order against a
-//! cluster (`chain.rs`), the schema migration (`migrate.rs`) and the `Store` operations
-//! (`ops.rs`). This file connects, prepares
+//! cluster (`chain.rs`), conversation creation behind a lightweight transaction (`creation.rs`),
+//! the schema migration (`migrate.rs`) and the `Store` operations (`ops.rs`). This file connects, prepares
 //! every statement once, and answers reads: every multi-row read pages, point reads are one
 //! partition, and conversation records (which never change) are cached with `moka`, so a burst
 //! of membership checks for one conversation makes one query.
 
 mod chain;
 pub mod cql;
+mod creation;
 pub mod migrate;
 mod ops;
 pub mod rows;
