@@ -243,7 +243,28 @@ pub fn participants(doc: &ConversationDoc) -> [(Side, &ExternalId); 2] {
 
 /// A conversation list cursor, `"<activity_ms>.<conversation id>"`: the place in a user's
 /// activity-ordered list of the previous page's last item. Both stores give out the same form.
-pub(crate) fn parse_cursor(c: &str) -> Option<(i64, Id)> {
-    let (at, id) = c.split_once('.')?;
-    Some((at.parse().ok()?, Id(id.parse().ok()?)))
+/// No cursor is the first page.
+pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<Option<(i64, Id)>, BadCursor> {
+    let Some(c) = cursor else {
+        return Ok(None);
+    };
+    let (at, id) = c.split_once('.').ok_or(BadCursor)?;
+    match (at.parse(), id.parse()) {
+        (Ok(at), Ok(id)) => Ok(Some((at, Id(id)))),
+        _ => Err(BadCursor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_cursors_parse_or_are_refused() {
+        assert_eq!(parse_cursor(None).unwrap(), None);
+        assert_eq!(parse_cursor(Some("-5.42")).unwrap(), Some((-5, Id(42))));
+        for bad in ["", "5", "5.", ".5", "a.5", "5.-1", "5.1.2"] {
+            assert!(parse_cursor(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }

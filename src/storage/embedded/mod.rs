@@ -430,12 +430,9 @@ impl Store for EmbeddedStore {
         limit: usize,
     ) -> StoreResult<Result<ConversationPage, BadCursor>> {
         // The cursor is the (activity, conversation) of the last item of the previous page.
-        let after = match cursor {
-            None => None,
-            Some(c) => match super::parse_cursor(c) {
-                Some(pos) => Some(pos),
-                None => return Ok(Err(BadCursor)),
-            },
+        let after = match super::parse_cursor(cursor) {
+            Ok(after) => after,
+            Err(bad) => return Ok(Err(bad)),
         };
         let user = user.clone();
         self.read(move |v| v.list_conversations(&user, archived, after, limit))

@@ -276,10 +276,8 @@ impl Store for ScyllaStore {
     }
 
     async fn conversation_record(&self, cid: Id) -> StoreResult<Option<Arc<ConversationRecord>>> {
-        if let Some(r) = self.records.get(&cid).await {
-            return Ok(Some(r));
-        }
-        // Concurrent misses for one conversation wait for one query.
+        // A cached record answers at once; concurrent misses for one conversation wait for one
+        // query.
         let loaded = self
             .records
             .try_get_with(cid, async {
@@ -303,12 +301,9 @@ impl Store for ScyllaStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> StoreResult<Result<ConversationPage, BadCursor>> {
-        let mut after = match cursor {
-            None => None,
-            Some(c) => match crate::storage::parse_cursor(c) {
-                Some(pos) => Some(pos),
-                None => return Ok(Err(BadCursor)),
-            },
+        let mut after = match crate::storage::parse_cursor(cursor) {
+            Ok(after) => after,
+            Err(bad) => return Ok(Err(bad)),
         };
         let mut items = Vec::with_capacity(limit.min(256));
         let mut last = None;
