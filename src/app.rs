@@ -26,6 +26,10 @@ const GRACE: Duration = Duration::from_secs(10);
 /// a day, so a minute between sweeps only keeps each sweep small and nobody needs to tune it.
 const DEDUPE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
+/// How often uploads that no message carried are looked for (they go after
+/// `attachments.unsent_ttl_secs`; a few minutes late is fine).
+const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -88,7 +92,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     if config.auth.dev_tokens {
         tracing::warn!("DEV TOKENS ARE ON: POST /api/v1/dev/tokens lets anyone act as any user. Never enable auth.dev_tokens in production.");
     }
-    let engine = Engine::new(config, store, auth);
+    let objects = crate::attachments::objects::open(&config).map_err(ConfigError)?;
+    let engine = Engine::new(config, store, auth, objects);
     let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, engine.clone())
         .await
         .map_err(|e| StartError::Actors(e.to_string()))?;
@@ -129,6 +134,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 loop {
                     tick.tick().await;
                     engine.limiter.sweep();
+                    engine.creations.sweep();
+                    engine.connects.sweep();
+                    engine.auth_failures.sweep();
                     engine.typing.sweep();
                 }
             })
@@ -141,6 +149,25 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
                 loop {
                     tick.tick().await;
                     sweep_expired_dedupe(&*engine.store, crate::domain::clock::now_ms()).await;
+                }
+            })
+        },
+        {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(UPLOAD_SWEEP_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    match engine
+                        .attachments
+                        .sweep(crate::domain::clock::now_ms())
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(removed = n, "unsent uploads removed"),
+                        Err(e) => tracing::warn!(error = %e, "unsent upload sweep failed"),
+                    }
                 }
             })
         },

@@ -4,13 +4,15 @@
 //! tasks without a global lock (atomics, sharded maps, the store's own queue). Conversation and
 //! user state is not here: it lives inside the actors that own it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::actors::conversation::{ConversationDeps, ConversationLimits, ConversationMsg};
 use crate::actors::outbox::Reply;
 use crate::actors::registry::Registry;
-use crate::auth::Authenticator;
+use crate::attachments::Attachments;
+use crate::auth::{AuthError, Authenticator};
 use crate::config::Config;
 use crate::domain::ids::IdGenerator;
 use crate::domain::user::ExternalId;
@@ -30,10 +32,17 @@ pub struct Engine {
     /// (`limits.typing_per_10s`): per-socket budgets let a client multiply its flood by opening
     /// sockets, and HTTP had none at all.
     pub typing: RateLimiter,
+    /// Conversations started per user (`limits.conversations_per_hour`).
+    pub creations: RateLimiter,
+    /// WebSocket connection attempts per client address.
+    pub connects: RateLimiter<IpAddr>,
+    /// Failed authentications per client address, HTTP and WebSocket together.
+    pub auth_failures: RateLimiter<IpAddr>,
     pub metrics: Arc<Metrics>,
     pub registry: Registry,
     /// The handles conversation actors are given: they never see the engine itself.
     pub conversations: Arc<ConversationDeps>,
+    pub attachments: Attachments,
     pub started: Instant,
 }
 
@@ -58,6 +67,28 @@ impl Engine {
             .await
     }
 
+    /// Runs `verify` for a caller at `ip`, unless that address has failed too often
+    /// (`limits.failed_auth_per_ip_per_minute`): then 429 whatever the token. A token that is bad
+    /// (not merely missing or expired) counts against the address.
+    pub fn authenticate_from<T>(
+        &self,
+        ip: Option<IpAddr>,
+        verify: impl FnOnce(&Authenticator) -> Result<T, AuthError>,
+    ) -> Result<T, ApiError> {
+        if let Some(retry) = ip.and_then(|ip| self.auth_failures.blocked(&ip)) {
+            return Err(ApiError::rate_limited_because(
+                retry,
+                "too many failed authentications from this address",
+            ));
+        }
+        verify(&self.auth).map_err(|e| {
+            if let (Some(ip), AuthError::Invalid(_) | AuthError::BadClaim(_)) = (ip, &e) {
+                let _ = self.auth_failures.check(&ip);
+            }
+            e.into()
+        })
+    }
+
     /// Hands a request to a conversation's actor without waiting (its reply goes to a socket).
     pub async fn to_conversation(&self, id: Id, msg: ConversationMsg) {
         self.registry
@@ -67,9 +98,24 @@ impl Engine {
 }
 
 impl Engine {
-    pub fn new(config: Config, store: Arc<dyn Store>, auth: Authenticator) -> EngineRef {
+    /// `objects` is where attachment bytes go (`attachments::objects::open` for the configured one).
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        auth: Authenticator,
+        objects: Arc<dyn object_store::ObjectStore>,
+    ) -> EngineRef {
         let ids = Arc::new(IdGenerator::new(config.node_id));
-        let limiter = Arc::new(RateLimiter::new(config.limits.messages_per_minute));
+        let limits = &config.limits;
+        let limiter = Arc::new(RateLimiter::with_burst(
+            limits.messages_per_minute,
+            limits.messages_burst,
+            Duration::from_secs(60),
+        ));
+        let creations =
+            RateLimiter::with_window(limits.conversations_per_hour, Duration::from_secs(3600));
+        let connects = RateLimiter::new(limits.connections_per_ip_per_minute);
+        let auth_failures = RateLimiter::new(limits.failed_auth_per_ip_per_minute);
         let metrics = Arc::new(Metrics::default());
         let registry = Registry::default();
         let conversations = Arc::new(ConversationDeps {
@@ -88,7 +134,17 @@ impl Engine {
                 request_timeout: Duration::from_secs(config.realtime.request_timeout_secs.max(1)),
             },
         });
+        let attachments = Attachments::new(
+            store.clone(),
+            objects,
+            ids.clone(),
+            config.attachments.clone(),
+        );
         Arc::new(Engine {
+            attachments,
+            creations,
+            connects,
+            auth_failures,
             ids,
             limiter,
             typing: RateLimiter::with_window(config.limits.typing_per_10s, Duration::from_secs(10)),

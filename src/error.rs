@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::attachments::AttachmentError;
 use crate::auth::AuthError;
 use crate::domain::message::TextError;
 use crate::storage::StoreError;
@@ -101,12 +102,17 @@ impl ApiError {
     }
 
     pub fn rate_limited(retry_after: u64) -> Self {
+        Self::rate_limited_because(retry_after, "too many messages")
+    }
+
+    /// 429 `rate_limited` with `Retry-After`; `what` says which budget ran out.
+    pub fn rate_limited_because(retry_after: u64, what: &str) -> Self {
         ApiError {
             retry_after: Some(retry_after),
             ..Self::new(
                 ErrorKind::RateLimited,
                 "rate_limited",
-                format!("too many messages; try again in {retry_after} s"),
+                format!("{what}; try again in {retry_after} s"),
             )
         }
     }
@@ -189,6 +195,37 @@ impl From<TextError> for ApiError {
             TextError::ControlCharacter => "text_invalid",
         };
         ApiError::unprocessable(code, e.to_string())
+    }
+}
+
+impl From<AttachmentError> for ApiError {
+    fn from(e: AttachmentError) -> Self {
+        let message = e.to_string();
+        match e {
+            AttachmentError::TooLarge(_) => {
+                ApiError::new(ErrorKind::PayloadTooLarge, "attachment_too_large", message)
+            }
+            AttachmentError::Unsupported | AttachmentError::Malformed(_) => ApiError::new(
+                ErrorKind::UnsupportedMediaType,
+                "unsupported_media_type",
+                message,
+            ),
+            AttachmentError::NotMultipart => ApiError::new(
+                ErrorKind::UnsupportedMediaType,
+                "unsupported_media_type",
+                message,
+            ),
+            AttachmentError::BadForm(_) => ApiError::unprocessable("invalid_request", message),
+            AttachmentError::NotYours(_) => ApiError::unprocessable("invalid_attachment", message),
+            AttachmentError::TooMany(_) => ApiError::unprocessable("too_many_attachments", message),
+            AttachmentError::NotFound => ApiError::not_found("attachment_not_found", message),
+            AttachmentError::Busy => ApiError::overloaded(message),
+            AttachmentError::Objects(detail) => {
+                tracing::error!(error = %detail, "attachment storage failed");
+                ApiError::unavailable("attachment storage is unavailable; try again")
+            }
+            AttachmentError::Store(e) => e.into(),
+        }
     }
 }
 

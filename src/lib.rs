@@ -8,6 +8,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod attachments;
 pub mod auth;
 pub mod config;
 pub mod copy;

@@ -445,6 +445,95 @@ async fn last_seen_is_kept() {
     }
 }
 
+#[tokio::test]
+async fn items_are_addressed_ordered_within_a_partition_and_deleted() {
+    use switchboard::storage::items::{Item, ItemKind};
+    let item = |kind, partition: &str, key: &[u8], value: &[u8]| Item {
+        kind,
+        partition: partition.into(),
+        key: key.to_vec(),
+        value: value.to_vec(),
+    };
+    for (name, store, _dir) in stores().await {
+        // Written out of order, across two partitions and two kinds with the same partition name.
+        for k in [5u8, 1, 3, 2, 4] {
+            store
+                .put_item(&item(ItemKind::Flag, "q", &[k], &[k * 10]))
+                .await
+                .unwrap();
+        }
+        store
+            .put_item(&item(ItemKind::Flag, "q2", &[0], b"other partition"))
+            .await
+            .unwrap();
+        store
+            .put_item(&item(ItemKind::PendingUpload, "q", &[0], b"other kind"))
+            .await
+            .unwrap();
+        // A prefix of another partition's name is not that partition.
+        store
+            .put_item(&item(ItemKind::Flag, "", &[9], b"empty partition"))
+            .await
+            .unwrap();
+        let keys = |items: Vec<Item>| items.into_iter().map(|i| i.key[0]).collect::<Vec<_>>();
+        let all = store
+            .list_items(ItemKind::Flag, "q", None, 100)
+            .await
+            .unwrap();
+        assert_eq!(keys(all.clone()), vec![1, 2, 3, 4, 5], "{name}");
+        assert!(
+            all.iter()
+                .all(|i| i.value == vec![i.key[0] * 10] && i.partition == "q"),
+            "{name}"
+        );
+        let page = store
+            .list_items(ItemKind::Flag, "q", Some(&[2]), 2)
+            .await
+            .unwrap();
+        assert_eq!(keys(page), vec![3, 4], "{name}: after a key, limited");
+        assert_eq!(
+            store.get_item(ItemKind::Flag, "q", &[3]).await.unwrap(),
+            Some(vec![30]),
+            "{name}"
+        );
+        assert_eq!(
+            store.get_item(ItemKind::Flag, "q", &[7]).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .get_item(ItemKind::PendingUpload, "q", &[0])
+                .await
+                .unwrap(),
+            Some(b"other kind".to_vec()),
+            "{name}"
+        );
+        store
+            .put_item(&item(ItemKind::Flag, "q", &[3], b"replaced"))
+            .await
+            .unwrap();
+        store.delete_item(ItemKind::Flag, "q", &[1]).await.unwrap();
+        store.delete_item(ItemKind::Flag, "q", &[8]).await.unwrap();
+        let after = store
+            .list_items(ItemKind::Flag, "q", None, 100)
+            .await
+            .unwrap();
+        assert_eq!(keys(after.clone()), vec![2, 3, 4, 5], "{name}");
+        assert_eq!(after[1].value, b"replaced".to_vec(), "{name}");
+        assert_eq!(
+            keys(
+                store
+                    .list_items(ItemKind::Flag, "", None, 100)
+                    .await
+                    .unwrap()
+            ),
+            vec![9],
+            "{name}"
+        );
+    }
+}
+
 /// Moves `d` to `activity` (as a new message would) and writes it.
 async fn touch(store: &Arc<dyn Store>, d: &mut ConversationDoc, activity: i64) {
     let moved_from = d.state.activity_ms;

@@ -23,6 +23,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub realtime: RealtimeConfig,
     pub chat: ChatConfig,
+    pub attachments: AttachmentsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +36,11 @@ pub struct HttpConfig {
     /// (`SWITCHBOARD_HTTP__ALLOWED_ORIGINS`) a comma-separated string.
     #[serde(deserialize_with = "fields::list_or_comma_separated")]
     pub allowed_origins: Vec<String>,
+    /// The request header a trusted reverse proxy puts the client's address in (`x-real-ip`,
+    /// or `x-forwarded-for`, whose first entry is taken). Empty (the default): the TCP peer's
+    /// address, which behind a proxy is the proxy's. Only set it when every request comes
+    /// through that proxy, or clients choose their own address for the per-address limits.
+    pub client_ip_header: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +135,16 @@ pub struct ScyllaConfig {
 pub struct LimitsConfig {
     /// Messages one user may send per minute, HTTP and WebSocket together. 0 turns it off.
     pub messages_per_minute: u32,
+    /// How many of those may be sent at once after a quiet spell; 0 means `messages_per_minute`.
+    pub messages_burst: u32,
+    /// Conversations one user may start per hour. 0 turns it off.
+    pub conversations_per_hour: u32,
+    /// WebSocket connection attempts per client address per minute. 0 turns it off.
+    pub connections_per_ip_per_minute: u32,
+    /// Failed authentications (a bad, forged or refresh token; not a missing or merely expired
+    /// one) per client address per minute, HTTP and WebSocket together; past it, that address
+    /// gets 429 for any token until the budget refills. 0 turns it off.
+    pub failed_auth_per_ip_per_minute: u32,
     pub max_text_chars: usize,
     /// Largest WebSocket frame accepted; larger ones close the socket with 1009.
     pub max_frame_bytes: usize,
@@ -163,6 +179,27 @@ pub struct RealtimeConfig {
     pub request_timeout_secs: u64,
 }
 
+/// Uploads (`POST /api/v1/attachments`) and where their bytes go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentsConfig {
+    /// Largest upload accepted (413 beyond), after nothing: the limit is on what the client sends.
+    pub max_bytes: u64,
+    pub max_per_message: usize,
+    /// Uploads received at once; each may hold up to `max_bytes` in memory. Over it, 503
+    /// `overloaded` with `Retry-After`.
+    pub max_concurrent_uploads: usize,
+    /// Uploads no message carried are removed after this long.
+    pub unsent_ttl_secs: u64,
+    /// Local directory for the bytes; empty means `attachments/` under `store.path`.
+    pub dir: PathBuf,
+    /// An S3-compatible bucket instead of the local directory (credentials from `AWS_*`).
+    pub s3_bucket: String,
+    pub s3_region: String,
+    /// For S3-compatible services (MinIO, R2, ...): their URL; `http://` allows plain HTTP.
+    pub s3_endpoint: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatConfig {
@@ -179,6 +216,7 @@ impl Default for Config {
             http: HttpConfig {
                 addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 allowed_origins: Vec::new(),
+                client_ip_header: String::new(),
             },
             admin: AdminConfig {
                 addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
@@ -215,6 +253,10 @@ impl Default for Config {
             },
             limits: LimitsConfig {
                 messages_per_minute: 10,
+                messages_burst: 0,
+                conversations_per_hour: 20,
+                connections_per_ip_per_minute: 120,
+                failed_auth_per_ip_per_minute: 20,
                 max_text_chars: 2000,
                 max_frame_bytes: 64 * 1024,
                 max_body_bytes: 64 * 1024,
@@ -238,6 +280,16 @@ impl Default for Config {
                     "Hello, how soon could you start?".into(),
                 ],
                 delete_for_everyone_secs: 15 * 60,
+            },
+            attachments: AttachmentsConfig {
+                max_bytes: 5 * 1024 * 1024,
+                max_per_message: 10,
+                max_concurrent_uploads: 32,
+                unsent_ttl_secs: 24 * 60 * 60,
+                dir: PathBuf::new(),
+                s3_bucket: String::new(),
+                s3_region: String::new(),
+                s3_endpoint: String::new(),
             },
         }
     }
@@ -385,6 +437,9 @@ impl Config {
         }
         if self.limits.socket_queue == 0 || self.limits.socket_inflight == 0 {
             return bad("limits.socket_queue and limits.socket_inflight must be at least 1");
+        }
+        if self.attachments.max_bytes == 0 || self.attachments.max_per_message == 0 {
+            return bad("attachments.max_bytes and attachments.max_per_message must be at least 1");
         }
         if self.limits.max_text_chars == 0 {
             return bad("limits.max_text_chars must be at least 1");

@@ -16,6 +16,7 @@
 //! id is upgraded alike and checked only after the `auth` frame (`socket::Route::CompatPending`).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -32,6 +33,7 @@ use crate::auth::Verified;
 use crate::domain::Id;
 use crate::engine::EngineRef;
 use crate::error::ApiError;
+use crate::http::address::client_ip;
 use crate::http::credentials;
 use crate::http::reply::error_response;
 use crate::wire::WireFormat;
@@ -48,6 +50,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (WarpResponse,), Error = Rejection> + Clone {
     let common = warp::get()
         .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::ext::optional::<OnUpgrade>())
         .and(warp::any().map(move || engine.clone()))
@@ -55,11 +58,11 @@ pub fn routes(
     let main = warp::path("ws")
         .and(warp::path::end())
         .and(common.clone())
-        .and_then(|h, q, u, e, s| upgrade(h, q, u, e, s, None));
+        .and_then(|h, a, q, u, e, s| upgrade(h, a, q, u, e, s, None));
     let compat = warp::path!("ws" / "chat" / String)
         .and(warp::path::end().or(warp::path!()).unify())
         .and(common)
-        .and_then(|conv: String, h, q, u, e, s| upgrade(h, q, u, e, s, Some(conv)));
+        .and_then(|conv: String, h, a, q, u, e, s| upgrade(h, a, q, u, e, s, Some(conv)));
     main.or(compat).unify()
 }
 
@@ -83,6 +86,7 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
 
 async fn upgrade(
     headers: HeaderMap,
+    peer: Option<SocketAddr>,
     query: String,
     on_upgrade: Option<OnUpgrade>,
     engine: EngineRef,
@@ -90,7 +94,7 @@ async fn upgrade(
     compat: Option<String>,
 ) -> Result<WarpResponse, Infallible> {
     Ok(
-        match prepare(&headers, &query, on_upgrade, &engine, compat).await {
+        match prepare(&headers, peer, &query, on_upgrade, &engine, compat).await {
             Ok((key, on_upgrade, route, auth)) => {
                 let config = socket_config(&engine);
                 tokio::spawn(async move {
@@ -126,6 +130,7 @@ type Prepared = (String, OnUpgrade, Route, Option<Verified>);
 
 async fn prepare(
     headers: &HeaderMap,
+    peer: Option<SocketAddr>,
     query: &str,
     on_upgrade: Option<OnUpgrade>,
     engine: &EngineRef,
@@ -137,6 +142,12 @@ async fn prepare(
             "this route needs a WebSocket upgrade request",
         )
     };
+    let ip = client_ip(peer, headers, &engine.config.http.client_ip_header);
+    if let Some(ip) = ip {
+        engine.connects.check(&ip).map_err(|retry| {
+            ApiError::rate_limited_because(retry, "too many connection attempts from this address")
+        })?;
+    }
     if !header_has(headers, header::CONNECTION, "upgrade")
         || !header_has(headers, header::UPGRADE, "websocket")
     {
@@ -191,7 +202,7 @@ async fn prepare(
     let auth = match presented {
         Some(p) => {
             p.check_origin(headers, &engine.config.http.allowed_origins)?;
-            Some(engine.auth.verify_with_expiry(&p.token)?)
+            Some(engine.authenticate_from(ip, |auth| auth.verify_with_expiry(&p.token))?)
         }
         None => None,
     };

@@ -204,8 +204,16 @@ async fn create_inner(
         return append_to_existing(&engine, &p, id, body).await;
     }
     // A new conversation and its first message are one atomic write: a crash can leave both or
-    // neither, never an empty conversation in both lists.
-    engine.spend_message_budget(&p.user_id)?;
+    // neither, never an empty conversation in both lists. It costs one of the customer's new
+    // conversations and one message; both are given back if it does not happen.
+    engine
+        .creations
+        .check(&p.user_id)
+        .map_err(|retry| ApiError::rate_limited_because(retry, "too many new conversations"))?;
+    if let Err(e) = engine.spend_message_budget(&p.user_id) {
+        engine.creations.refund(&p.user_id);
+        return Err(e);
+    }
     let provider_fallback = service
         .provider_name
         .clone()
@@ -252,6 +260,7 @@ async fn create_inner(
         Ok(answer) => answer,
         Err(e) => {
             engine.conversations.refund_message_budget(&p.user_id);
+            engine.creations.refund(&p.user_id);
             return Err(e.into());
         }
     };
@@ -259,6 +268,7 @@ async fn create_inner(
         // Another request created it first; this message joins it like any other, and pays
         // there (or not at all, if it is that request's retry).
         engine.conversations.refund_message_budget(&p.user_id);
+        engine.creations.refund(&p.user_id);
         return append_to_existing(&engine, &p, stored.record.id, body).await;
     }
     announce_created(&engine, &stored, &first);
@@ -286,6 +296,7 @@ async fn append_to_existing(
                 sender: p.user_id.clone(),
                 sender_name: p.name.clone(),
                 text: body.initial_message,
+                attachments: Vec::new(),
                 client_msg_id: body.client_msg_id,
                 origin: None,
                 reply,

@@ -222,6 +222,10 @@ async fn delete(
                         reply,
                     })
                     .await?;
+                engine
+                    .attachments
+                    .unlink(doc.record.id, &m.attachments)
+                    .await;
             }
             Some(_) => {
                 return Err(ApiError::bad_request(
@@ -244,13 +248,11 @@ async fn send(
 ) -> Result<Response, Rejection> {
     async {
         let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
-        if !body.attachment_ids.is_empty() {
-            return Err(ApiError::unprocessable(
-                "attachments_unsupported",
-                "attachments are not supported by this server yet",
-            ));
-        }
         check_client_msg_id(&body.client_msg_id)?;
+        let attachments = engine
+            .attachments
+            .link(&p.user_id, doc.record.id, &body.attachment_ids)
+            .await?;
         // The actor spends the message budget, after its dedupe check: a retry is free.
         let outcome = engine
             .ask(doc.record.id, |reply| {
@@ -258,6 +260,7 @@ async fn send(
                     sender: p.user_id.clone(),
                     sender_name: p.name.clone(),
                     text: body.text.unwrap_or_default(),
+                    attachments,
                     client_msg_id: body.client_msg_id,
                     origin: None,
                     reply,

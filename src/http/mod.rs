@@ -2,7 +2,9 @@
 //! the one `recover` that writes the contract's error body. The public tree is wrapped in CORS
 //! (`cors`); both send `X-Content-Type-Options: nosniff` on every answer.
 
+pub mod address;
 pub mod admin;
+pub mod attachments;
 pub mod conversations;
 pub mod cors;
 pub mod credentials;
@@ -49,6 +51,8 @@ pub fn public(
         .or(conversations::routes(engine.clone()))
         .unify()
         .or(messages::routes(engine.clone()))
+        .unify()
+        .or(attachments::routes(engine.clone()))
         .unify()
         .or(services::public_routes(engine.clone()))
         .unify()

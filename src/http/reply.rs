@@ -2,6 +2,7 @@
 //! and the one `recover` that turns every rejection into the contract's error body.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -10,6 +11,7 @@ use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use super::address::client_ip;
 use super::credentials;
 use crate::auth::{bearer, AuthError};
 use crate::domain::user::{ExternalId, Principal};
@@ -41,25 +43,30 @@ pub fn bearer_token() -> impl Filter<Extract = (Option<String>,), Error = Infall
 pub fn principal(
     engine: EngineRef,
 ) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
-    warp::method().and(warp::header::headers_cloned()).and_then(
-        move |method: Method, headers: HeaderMap| {
-            let engine = engine.clone();
-            async move { authenticate(&engine, &method, &headers).map_err(reject) }
-        },
-    )
+    warp::method()
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and_then(
+            move |method: Method, headers: HeaderMap, peer: Option<SocketAddr>| {
+                let engine = engine.clone();
+                async move { authenticate(&engine, &method, &headers, peer).map_err(reject) }
+            },
+        )
 }
 
 fn authenticate(
     engine: &EngineRef,
     method: &Method,
     headers: &HeaderMap,
+    peer: Option<SocketAddr>,
 ) -> Result<Principal, ApiError> {
     let presented = credentials::from_http(headers, engine.config.auth.cookie_name.as_deref())
         .ok_or(AuthError::Missing)?;
     if !method.is_safe() {
         presented.check_origin(headers, &engine.config.http.allowed_origins)?;
     }
-    Ok(engine.auth.verify(&presented.token)?)
+    let ip = client_ip(peer, headers, &engine.config.http.client_ip_header);
+    engine.authenticate_from(ip, |auth| auth.verify(&presented.token))
 }
 
 /// A JSON body of type `T`: broken JSON is 400, the wrong shape 422, too large 413. An empty body

@@ -26,6 +26,38 @@ pub fn external_of(key: &[u8]) -> Option<(ExternalId, &[u8])> {
     Some((id, rest))
 }
 
+/// An item's address (`storage::items`): kind and partition, each behind a length byte, then
+/// the key, so a partition's items are one contiguous, key-ordered range.
+pub fn item(kind: &str, partition: &str, key: &[u8]) -> Vec<u8> {
+    let mut b = item_partition(kind, partition);
+    b.extend_from_slice(key);
+    b
+}
+
+/// The prefix all items of one partition share.
+pub fn item_partition(kind: &str, partition: &str) -> Vec<u8> {
+    let mut b = Vec::with_capacity(2 + kind.len() + partition.len());
+    for part in [kind, partition] {
+        let bytes = &part.as_bytes()[..part.len().min(255)];
+        b.push(bytes.len() as u8);
+        b.extend_from_slice(bytes);
+    }
+    b
+}
+
+/// (kind, partition, key) of an item's address.
+pub fn item_of(address: &[u8]) -> Option<(&str, &str, &[u8])> {
+    let mut rest = address;
+    let mut parts = [""; 2];
+    for part in &mut parts {
+        let (&n, tail) = rest.split_first()?;
+        let (bytes, tail) = tail.split_at_checked(n as usize)?;
+        *part = std::str::from_utf8(bytes).ok()?;
+        rest = tail;
+    }
+    Some((parts[0], parts[1], rest))
+}
+
 pub fn id(id: Id) -> [u8; 8] {
     id.0.to_be_bytes()
 }

@@ -11,6 +11,7 @@
 
 pub mod codec;
 pub mod embedded;
+pub mod items;
 pub mod keys;
 pub mod open;
 pub mod records;
@@ -25,6 +26,7 @@ use crate::domain::conversation::{ConversationDoc, ConversationRecord, Side};
 use crate::domain::message::StoredMessage;
 use crate::domain::user::{ExternalId, Service, UserProfile};
 use crate::domain::Id;
+use items::{Item, ItemKind};
 use records::{Record, ScanPage, Table};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -213,6 +215,25 @@ pub trait Store: Send + Sync + 'static {
     /// When the user was last online (their last socket closed and the grace period passed).
     async fn set_last_seen(&self, user: &ExternalId, at_ms: i64) -> StoreResult<()>;
     async fn last_seen(&self, user: &ExternalId) -> StoreResult<Option<i64>>;
+
+    /// Writes an item, replacing the one at the same address. Durable when it returns.
+    async fn put_item(&self, item: &Item) -> StoreResult<()>;
+    async fn get_item(
+        &self,
+        kind: ItemKind,
+        partition: &str,
+        key: &[u8],
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// Removes an item if there is one. Durable when it returns.
+    async fn delete_item(&self, kind: ItemKind, partition: &str, key: &[u8]) -> StoreResult<()>;
+    /// Up to `limit` items of one partition in key order, starting after the key `after`.
+    async fn list_items(
+        &self,
+        kind: ItemKind,
+        partition: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>>;
 
     async fn health(&self) -> StoreHealth;
 

@@ -10,6 +10,7 @@ use crate::domain::conversation::ConversationDoc;
 use crate::domain::message::StoredMessage;
 use crate::domain::user::{ExternalId, Service, UserProfile};
 use crate::domain::Id;
+use crate::storage::items::Item;
 
 /// The kinds of records, in the order a copy moves them: conversations before their messages,
 /// so a copy interrupted half-way never holds messages of a conversation it does not have.
@@ -21,16 +22,18 @@ pub enum Table {
     Messages,
     Hidden,
     LastSeen,
+    Items,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Services,
         Table::Users,
         Table::Conversations,
         Table::Messages,
         Table::Hidden,
         Table::LastSeen,
+        Table::Items,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,6 +44,7 @@ impl Table {
             Table::Messages => "messages",
             Table::Hidden => "hidden",
             Table::LastSeen => "last_seen",
+            Table::Items => "items",
         }
     }
 
@@ -66,6 +70,7 @@ pub enum Record {
         user: ExternalId,
         at_ms: i64,
     },
+    Item(Item),
 }
 
 impl Record {
@@ -77,6 +82,7 @@ impl Record {
             Record::Message(_) => Table::Messages,
             Record::Hidden { .. } => Table::Hidden,
             Record::LastSeen { .. } => Table::LastSeen,
+            Record::Item(_) => Table::Items,
         }
     }
 }

@@ -41,7 +41,10 @@ pub fn config(idle_secs: u64) -> Config {
 /// Wires an engine the way `app::start` does, minus the listeners and chores.
 pub async fn start(config: Config, store: Arc<dyn Store>) -> Incarnation {
     let auth = Authenticator::new(&config.auth).expect("default auth config");
-    let engine = Engine::new(config, store, auth);
+    // The simulation uploads nothing; attachment bytes would go to the temporary directory.
+    let objects = object_store::local::LocalFileSystem::new_with_prefix(std::env::temp_dir())
+        .expect("temporary directory");
+    let engine = Engine::new(config, store, auth, Arc::new(objects));
     let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, engine.clone())
         .await
         .expect("supervisor starts");
@@ -75,6 +78,7 @@ pub async fn send(
                 sender_name: sender.to_string(),
                 sender,
                 text,
+                attachments: Vec::new(),
                 client_msg_id,
                 origin: None,
                 reply,

@@ -34,6 +34,7 @@ use switchboard::domain::conversation::ConversationDoc;
 use switchboard::domain::message::StoredMessage;
 use switchboard::domain::user::{ExternalId, Service, UserProfile};
 use switchboard::domain::Id;
+use switchboard::storage::items::{Item, ItemKind};
 use switchboard::storage::records::{Record, ScanPage, Table};
 use switchboard::storage::{
     participants, BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store,
@@ -66,6 +67,7 @@ pub struct Durable {
     last_seen: BTreeMap<ExternalId, i64>,
     services: BTreeMap<ExternalId, Service>,
     users: BTreeMap<ExternalId, UserProfile>,
+    items: BTreeMap<(&'static str, String, Vec<u8>), Vec<u8>>,
 }
 
 enum Entry {
@@ -574,6 +576,55 @@ impl Store for SimStore {
 
     async fn last_seen(&self, user: &ExternalId) -> StoreResult<Option<i64>> {
         self.read(|d| d.last_seen.get(user).copied())
+    }
+
+    async fn put_item(&self, item: &Item) -> StoreResult<()> {
+        let address = (item.kind.name(), item.partition.clone(), item.key.clone());
+        self.writable()?
+            .durable
+            .items
+            .insert(address, item.value.clone());
+        Ok(())
+    }
+
+    async fn get_item(
+        &self,
+        kind: ItemKind,
+        partition: &str,
+        key: &[u8],
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let address = (kind.name(), partition.to_string(), key.to_vec());
+        self.read(|d| d.items.get(&address).cloned())
+    }
+
+    async fn delete_item(&self, kind: ItemKind, partition: &str, key: &[u8]) -> StoreResult<()> {
+        let address = (kind.name(), partition.to_string(), key.to_vec());
+        self.writable()?.durable.items.remove(&address);
+        Ok(())
+    }
+
+    async fn list_items(
+        &self,
+        kind: ItemKind,
+        partition: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>> {
+        self.read(|d| {
+            d.items
+                .iter()
+                .filter(|((k, p, key), _)| {
+                    *k == kind.name() && p == partition && after.is_none_or(|a| key.as_slice() > a)
+                })
+                .take(limit)
+                .map(|((_, p, key), v)| Item {
+                    kind,
+                    partition: p.clone(),
+                    key: key.clone(),
+                    value: v.clone(),
+                })
+                .collect()
+        })
     }
 
     async fn health(&self) -> StoreHealth {

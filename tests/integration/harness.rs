@@ -55,6 +55,7 @@ fn spawn(dir: &Path, env: &[(String, String)], log: Option<&Path>) -> (Child, St
         .env("SWITCHBOARD_ADMIN__ADDR", "127.0.0.1:0")
         .env("SWITCHBOARD_STORE__PATH", dir)
         .env("SWITCHBOARD_LIMITS__MESSAGES_PER_MINUTE", "0")
+        .env("SWITCHBOARD_LIMITS__CONVERSATIONS_PER_HOUR", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(match log {
@@ -169,6 +170,17 @@ impl Server {
     pub fn restart_after_kill(&mut self) {
         self.kill9();
         self.restart();
+    }
+
+    /// The server process's resident memory, in KiB (Linux `/proc`).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("server is running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -39,7 +39,7 @@ use super::outbox::Reply;
 use super::registry::Registry;
 use crate::domain::conversation::{Conversation, ConversationDoc, Side};
 use crate::domain::ids::IdGenerator;
-use crate::domain::message::{Message, StoredMessage};
+use crate::domain::message::{Attachment, Message, StoredMessage};
 use crate::domain::user::ExternalId;
 use crate::domain::Id;
 use crate::error::ApiError;
@@ -91,6 +91,9 @@ pub struct SendRequest {
     pub sender: ExternalId,
     pub sender_name: String,
     pub text: String,
+    /// Already checked to be the sender's uploads and linked to this conversation
+    /// (`Attachments::link`).
+    pub attachments: Vec<Attachment>,
     pub client_msg_id: Option<String>,
     /// The socket that sent it: it gets the `ack` instead of a copy of the message.
     pub origin: Option<Id>,
@@ -138,6 +141,12 @@ pub enum ConversationMsg {
         message: Id,
         reply: Reply<()>,
     },
+    /// A moderator removes a message: a tombstone for both sides, whoever sent it and whenever.
+    /// Not a participant's request (`requester` is `None`): the admin API checks its caller.
+    Remove {
+        message: Id,
+        reply: Reply<()>,
+    },
     /// The store finished the write with this ticket.
     WriteDone {
         ticket: Ticket,
@@ -160,7 +169,8 @@ impl ConversationMsg {
             | ConversationMsg::Typing { user, .. }
             | ConversationMsg::SetArchived { user, .. }
             | ConversationMsg::DeleteForEveryone { user, .. } => Some(user),
-            ConversationMsg::WriteDone { .. }
+            ConversationMsg::Remove { .. }
+            | ConversationMsg::WriteDone { .. }
             | ConversationMsg::TypingExpired { .. }
             | ConversationMsg::IdleCheck => None,
         }
@@ -175,7 +185,8 @@ impl ConversationMsg {
                 reply.fail(e)
             }
             ConversationMsg::SetArchived { reply, .. } => reply.fail(e),
-            ConversationMsg::DeleteForEveryone { reply, .. } => reply.fail(e),
+            ConversationMsg::DeleteForEveryone { reply, .. }
+            | ConversationMsg::Remove { reply, .. } => reply.fail(e),
             ConversationMsg::WriteDone { .. }
             | ConversationMsg::TypingExpired { .. }
             | ConversationMsg::IdleCheck => {}
@@ -304,6 +315,9 @@ impl Actor for ConversationActor {
                 state
                     .delete_for_everyone(&myself, user, message, reply)
                     .await
+            }
+            ConversationMsg::Remove { message, reply } => {
+                state.remove(&myself, message, reply).await
             }
             ConversationMsg::WriteDone { ticket, result } => {
                 state.pipeline.complete(ticket, result);

@@ -8,10 +8,11 @@ use ractor::ActorRef;
 use super::effects::{answer, answer_send, Effect};
 use super::{slot, ConversationMsg, ConversationState, ReadState, SendRequest};
 use crate::actors::outbox::{Outgoing, Reply};
+use crate::attachments::message_type_of;
 use crate::domain::clock::now_ms;
 use crate::domain::conversation::{Conversation, Side};
 use crate::domain::events::ServerEvent;
-use crate::domain::message::{validate_text, MessageType, StoredMessage};
+use crate::domain::message::{validate_text, StoredMessage};
 use crate::domain::user::ExternalId;
 use crate::domain::Id;
 use crate::error::ApiError;
@@ -26,7 +27,8 @@ impl ConversationState {
             Ok(s) => s,
             Err(e) => return req.reply.fail(e),
         };
-        if let Err(e) = validate_text(&req.text, self.deps.limits.max_text_chars, false) {
+        let has_attachments = !req.attachments.is_empty();
+        if let Err(e) = validate_text(&req.text, self.deps.limits.max_text_chars, has_attachments) {
             return req.reply.fail(e.into());
         }
         // A retry is answered before the budget is spent: it costs the sender nothing.
@@ -62,9 +64,9 @@ impl ConversationState {
             seq: self.doc.next_seq(),
             sender_id: req.sender,
             sender_name: req.sender_name,
-            message_type: MessageType::Text,
+            message_type: message_type_of(&req.attachments),
             text: req.text,
-            attachments: Vec::new(),
+            attachments: req.attachments,
             created_at: now_ms(),
             client_msg_id: req.client_msg_id,
             deleted: false,
@@ -319,7 +321,7 @@ impl ConversationState {
         if let Err(e) = self.side_of(&user) {
             return reply.fail(e);
         }
-        let mut m = match self.released_message(message).await {
+        let m = match self.released_message(message).await {
             Ok(m) => m,
             Err(_) => return reply.fail(ApiError::message_not_found()),
         };
@@ -339,6 +341,32 @@ impl ConversationState {
                 "messages can be deleted for everyone only within the configured window",
             ));
         }
+        self.tombstone(myself, m, reply);
+    }
+
+    /// A moderator's removal: the same tombstone as "delete for everyone", without the sender and
+    /// window checks (the admin API has checked its caller).
+    pub(super) async fn remove(
+        &mut self,
+        myself: &ActorRef<ConversationMsg>,
+        message: Id,
+        reply: Reply<()>,
+    ) {
+        match self.released_message(message).await {
+            Ok(m) if m.deleted => answer(reply, ()),
+            Ok(m) => self.tombstone(myself, m, reply),
+            Err(_) => reply.fail(ApiError::message_not_found()),
+        }
+    }
+
+    /// Writes `m`'s tombstone; both sides get `message_deleted` once it is durable.
+    fn tombstone(
+        &mut self,
+        myself: &ActorRef<ConversationMsg>,
+        mut m: StoredMessage,
+        reply: Reply<()>,
+    ) {
+        let message = m.id;
         let mut next = self.doc.clone();
         next.tombstone(&mut m);
         let write = ConversationWrite {

@@ -1,6 +1,7 @@
 //! The conversation actor driven through the real registry over a real embedded store, with a
 //! thin wrapper that can refuse or stall writes the way a full queue or a stuck disk would.
 
+use crate::storage::items::{Item, ItemKind};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -146,6 +147,24 @@ impl Store for FaultyStore {
     async fn health(&self) -> StoreHealth {
         self.inner.health().await
     }
+    async fn put_item(&self, item: &Item) -> StoreResult<()> {
+        self.inner.put_item(item).await
+    }
+    async fn get_item(&self, k: ItemKind, p: &str, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.get_item(k, p, key).await
+    }
+    async fn delete_item(&self, k: ItemKind, p: &str, key: &[u8]) -> StoreResult<()> {
+        self.inner.delete_item(k, p, key).await
+    }
+    async fn list_items(
+        &self,
+        k: ItemKind,
+        p: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>> {
+        self.inner.list_items(k, p, after, limit).await
+    }
     async fn scan(
         &self,
         table: Table,
@@ -182,7 +201,8 @@ async fn rig(configure: impl FnOnce(&mut Config)) -> Rig {
         fault: Mutex::new(Fault::None),
     });
     let auth = Authenticator::new(&config.auth).unwrap();
-    let engine = Engine::new(config, store.clone(), auth);
+    let objects = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+    let engine = Engine::new(config, store.clone(), auth, Arc::new(objects));
     let (supervisor, _) = Actor::spawn(None, Supervisor, engine.clone())
         .await
         .unwrap();
@@ -220,6 +240,7 @@ fn send(
             sender_name: user.to_string(),
             sender: user,
             text,
+            attachments: Vec::new(),
             client_msg_id: client,
             origin: None,
             reply,

@@ -23,7 +23,7 @@ use super::conversation::{ConversationMsg, SendRequest};
 use crate::actors::outbox::{Outgoing, Replayed, Reply, SocketHandle, SocketReply};
 use crate::domain::clock::now_ms;
 use crate::domain::events::{ClientFrame, ServerEvent};
-use crate::domain::message::client_msg_id_ok;
+use crate::domain::message::{client_msg_id_ok, Attachment};
 use crate::domain::user::ExternalId;
 use crate::domain::Id;
 use crate::engine::EngineRef;
@@ -265,6 +265,24 @@ impl SessionState {
         }
     }
 
+    /// The attachments of a message this user sends to `conversation` (checked and linked, see
+    /// `Attachments::link`); only for a conversation the user is in, so nobody can link files to
+    /// a conversation of others.
+    async fn link(&self, conversation: Id, ids: &[Id]) -> Result<Vec<Attachment>, ApiError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let record = self.engine.store.conversation_record(conversation).await?;
+        if record.is_none_or(|r| r.side_of(&self.user).is_none()) {
+            return Err(ApiError::conversation_not_found());
+        }
+        Ok(self
+            .engine
+            .attachments
+            .link(&self.user, conversation, ids)
+            .await?)
+    }
+
     async fn inbound(
         &mut self,
         socket: SocketHandle,
@@ -281,19 +299,18 @@ impl SessionState {
                 reference,
             } => {
                 let reply = SocketReply::new(socket.clone(), reference, Some(permit));
-                if !attachment_ids.is_empty() {
-                    return reply.fail(&ApiError::unprocessable(
-                        "attachments_unsupported",
-                        "attachments are not supported by this server yet",
-                    ));
-                }
                 if !client_msg_id_ok(client_msg_id.as_deref()) {
                     return reply.fail(&ApiError::invalid_client_msg_id());
                 }
+                let attachments = match self.link(conversation_id, &attachment_ids).await {
+                    Ok(a) => a,
+                    Err(e) => return reply.fail(&e),
+                };
                 let req = SendRequest {
                     sender: self.user.clone(),
                     sender_name: self.name.clone(),
                     text: text.unwrap_or_default(),
+                    attachments,
                     client_msg_id,
                     origin: Some(socket.id),
                     reply: Reply::Socket(reply),

@@ -9,6 +9,7 @@
 
 mod committer;
 mod indexes;
+mod items;
 mod records;
 
 use std::ops::Bound;
@@ -21,6 +22,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use self::committer::{Committer, Op, Shared};
+use super::items::{Item, ItemKind};
 use super::keys;
 use super::records::{Record, ScanPage, Table};
 use super::{
@@ -51,9 +53,11 @@ enum Ks {
     LastSeen,
     /// Facts about the store itself (which one-time builds are done).
     Meta,
+    /// (kind, partition, key) -> value: `storage::items`.
+    Items,
 }
 
-const KEYSPACES: [&str; 13] = [
+const KEYSPACES: [&str; 14] = [
     "services",
     "users",
     "conversations",
@@ -67,6 +71,7 @@ const KEYSPACES: [&str; 13] = [
     "hidden",
     "last_seen",
     "meta",
+    "items",
 ];
 
 /// Largest memtable of one keyspace before it is flushed to disk.
@@ -552,6 +557,36 @@ impl Store for EmbeddedStore {
                 .map_err(|_| StoreError::Corrupt("last seen".into())),
             None => Ok(None),
         })
+    }
+
+    async fn put_item(&self, item: &Item) -> StoreResult<()> {
+        self.enqueue(vec![items::put(item)]).await
+    }
+
+    async fn get_item(
+        &self,
+        kind: ItemKind,
+        partition: &str,
+        key: &[u8],
+    ) -> StoreResult<Option<Vec<u8>>> {
+        self.point(|v| v.item(kind, partition, key))
+    }
+
+    async fn delete_item(&self, kind: ItemKind, partition: &str, key: &[u8]) -> StoreResult<()> {
+        self.enqueue(vec![items::delete(kind, partition, key)])
+            .await
+    }
+
+    async fn list_items(
+        &self,
+        kind: ItemKind,
+        partition: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>> {
+        let (partition, after) = (partition.to_owned(), after.map(<[u8]>::to_vec));
+        self.read(move |v| v.list_items(kind, &partition, after.as_deref(), limit))
+            .await
     }
 
     /// `Down` once a write has failed (the store refuses every write since) or the committer is

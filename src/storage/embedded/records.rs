@@ -22,6 +22,7 @@ fn keyspace(table: Table) -> Ks {
         Table::Messages => Ks::Messages,
         Table::Hidden => Ks::Hidden,
         Table::LastSeen => Ks::LastSeen,
+        Table::Items => Ks::Items,
     }
 }
 
@@ -69,6 +70,7 @@ fn record(table: Table, k: &[u8], v: &[u8]) -> StoreResult<Record> {
                 message: Id(u64::from_be_bytes(id)),
             }
         }
+        Table::Items => Record::Item(super::items::item_at(k, v)?),
         Table::LastSeen => {
             let (user, _) = keys::external_of(k).ok_or_else(corrupt)?;
             let at: [u8; 8] = v.try_into().map_err(|_| corrupt())?;
@@ -99,6 +101,7 @@ pub(super) fn import_ops(records: &[Record]) -> Vec<Op> {
                 keys::external(user),
                 at_ms.to_be_bytes().to_vec(),
             )),
+            Record::Item(item) => ops.push(super::items::put(item)),
         }
     }
     ops

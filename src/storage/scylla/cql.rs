@@ -95,6 +95,13 @@ statements! {
     PutLastSeen = "INSERT INTO {ks}.last_seen (user_id, at_ms) VALUES (?, ?)" [Text, BigInt];
     GetLastSeen = "SELECT at_ms FROM {ks}.last_seen WHERE user_id = ?" [Text];
     ScanLastSeen = "SELECT user_id, at_ms FROM {ks}.last_seen" [];
+
+    PutItem = "INSERT INTO {ks}.items (kind, part, key, value) VALUES (?, ?, ?, ?)" [Text, Text, Blob, Blob];
+    GetItem = "SELECT value FROM {ks}.items WHERE kind = ? AND part = ? AND key = ?" [Text, Text, Blob];
+    DeleteItem = "DELETE FROM {ks}.items WHERE kind = ? AND part = ? AND key = ?" [Text, Text, Blob];
+    ListItems = "SELECT key, value FROM {ks}.items WHERE kind = ? AND part = ? LIMIT ?" [Text, Text, Int];
+    ListItemsAfter = "SELECT key, value FROM {ks}.items WHERE kind = ? AND part = ? AND key > ? LIMIT ?" [Text, Text, Blob, Int];
+    ScanItems = "SELECT kind, part, key, value FROM {ks}.items" [];
 }
 
 impl Q {
@@ -113,6 +120,10 @@ pub const SCHEMA: &[(&str, &str)] = &[
     (
         "002_tables.cql",
         include_str!("../../../schema/002_tables.cql"),
+    ),
+    (
+        "003_items.cql",
+        include_str!("../../../schema/003_items.cql"),
     ),
 ];
 

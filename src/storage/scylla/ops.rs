@@ -19,6 +19,7 @@ use crate::domain::message::StoredMessage;
 use crate::domain::user::{ExternalId, Service, UserProfile};
 use crate::domain::Id;
 use crate::storage::codec::{decode, encode, hex, unhex};
+use crate::storage::items::{Item, ItemKind};
 use crate::storage::records::{Record, ScanPage, Table};
 use crate::storage::{
     BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store, StoreError,
@@ -165,6 +166,7 @@ impl ScyllaStore {
             Table::Messages => Q::ScanMessages,
             Table::Hidden => Q::ScanHidden,
             Table::LastSeen => Q::ScanLastSeen,
+            Table::Items => Q::ScanItems,
         }
     }
 }
@@ -193,6 +195,15 @@ fn record(table: Table, row: Row) -> StoreResult<Record> {
             user: user(next()?)?,
             at_ms: bigint(next()?)?,
         },
+        Table::Items => Record::Item(Item {
+            kind: next()?
+                .into_string()
+                .and_then(|k| ItemKind::from_name(&k))
+                .ok_or_else(corrupt)?,
+            partition: next()?.into_string().ok_or_else(corrupt)?,
+            key: blob(next()?)?,
+            value: blob(next()?)?,
+        }),
     })
 }
 
@@ -480,6 +491,59 @@ impl Store for ScyllaStore {
     async fn last_seen(&self, user: &ExternalId) -> StoreResult<Option<i64>> {
         let row: Option<(i64,)> = self.one(Q::GetLastSeen, (user.as_str(),)).await?;
         Ok(row.map(|(at,)| at))
+    }
+
+    async fn put_item(&self, item: &Item) -> StoreResult<()> {
+        self.write(vec![rows::put_item(item)]).await
+    }
+
+    async fn get_item(
+        &self,
+        kind: ItemKind,
+        partition: &str,
+        key: &[u8],
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> = self.one(Q::GetItem, (kind.name(), partition, key)).await?;
+        Ok(row.map(|(v,)| v))
+    }
+
+    async fn delete_item(&self, kind: ItemKind, partition: &str, key: &[u8]) -> StoreResult<()> {
+        self.write(vec![Bound {
+            q: Q::DeleteItem,
+            values: vec![
+                text(kind.name()),
+                text(partition),
+                CqlValue::Blob(key.to_vec()),
+            ],
+        }])
+        .await
+    }
+
+    async fn list_items(
+        &self,
+        kind: ItemKind,
+        partition: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> StoreResult<Vec<Item>> {
+        let limit = limit.min(i32::MAX as usize);
+        let (k, n) = (kind.name(), limit as i32);
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = match after {
+            Some(a) => {
+                self.all(Q::ListItemsAfter, (k, partition, a, n), limit)
+                    .await?
+            }
+            None => self.all(Q::ListItems, (k, partition, n), limit).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(key, value)| Item {
+                kind,
+                partition: partition.to_owned(),
+                key,
+                value,
+            })
+            .collect())
     }
 
     /// `Ok` while a node answers a query; `Degraded` while it does but writes are backing up

@@ -9,6 +9,7 @@ use crate::domain::conversation::{ConversationDoc, Side};
 use crate::domain::message::StoredMessage;
 use crate::domain::Id;
 use crate::storage::codec::encode;
+use crate::storage::items::Item;
 use crate::storage::records::Record;
 use crate::storage::{participants, ConversationWrite, DEDUPE_WINDOW_MS};
 
@@ -153,9 +154,22 @@ pub fn import_writes(records: &[Record], ts: i64, now_ms: i64) -> Vec<Bound> {
                 Q::PutLastSeen,
                 vec![text(user.as_str()), CqlValue::BigInt(*at_ms)],
             )),
+            Record::Item(item) => out.push(put_item(item)),
         }
     }
     out
+}
+
+pub fn put_item(item: &Item) -> Bound {
+    Bound::new(
+        Q::PutItem,
+        vec![
+            text(item.kind.name()),
+            text(&item.partition),
+            CqlValue::Blob(item.key.clone()),
+            CqlValue::Blob(item.value.clone()),
+        ],
+    )
 }
 
 fn put_conversation(doc: &ConversationDoc, ts: i64) -> Bound {

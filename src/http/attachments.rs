@@ -1,0 +1,226 @@
+//! `POST /api/v1/attachments` (multipart upload) and `GET /api/v1/attachments/{id}`.
+//!
+//! The upload is read as a stream, field by field (`multer`): the `file` field is gathered up to
+//! `attachments.max_bytes` and the request is refused the moment it passes that, so an upload
+//! never holds more than the limit in memory, and one that says up front (`Content-Length`) that
+//! it is larger is refused before a byte of it is read.
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::reply::{json, principal, reject, with_engine};
+use crate::attachments::AttachmentError;
+use crate::domain::user::Principal;
+use crate::domain::Id;
+use crate::engine::EngineRef;
+
+/// What a multipart body may carry beyond the file: boundaries, part headers, a small field or
+/// two. A `Content-Length` over `max_bytes` plus this cannot hold an acceptable file.
+const FORM_OVERHEAD: u64 = 16 * 1024;
+
+/// How much of an oversized upload without a `Content-Length` is read (and dropped) past the
+/// limit so its sender can read the 413; past that the connection is simply closed.
+const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+/// The longest an oversized upload is read for.
+const DRAIN_SECS: u64 = 30;
+
+pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let upload = warp::path!("api" / "v1" / "attachments")
+        .and(warp::post())
+        .and(principal(engine.clone()))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and(with_engine(engine.clone()))
+        .and_then(upload);
+    let fetch = warp::path!("api" / "v1" / "attachments" / String)
+        .and(warp::get())
+        .and(principal(engine.clone()))
+        .and(with_engine(engine))
+        .and_then(fetch);
+    upload.or(fetch).unify()
+}
+
+async fn upload<S, B>(
+    p: Principal,
+    content_type: Option<String>,
+    content_length: Option<u64>,
+    body: S,
+    engine: EngineRef,
+) -> Result<Response, Rejection>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
+    B: Buf + Send,
+{
+    async {
+        let max = engine.attachments.max_bytes();
+        if let Some(n) = content_length.filter(|n| *n > max + FORM_OVERHEAD) {
+            if n <= max + FORM_OVERHEAD + DRAIN_BYTES {
+                drain(body).await;
+            }
+            return Err(AttachmentError::TooLarge(max));
+        }
+        let boundary = content_type
+            .as_deref()
+            .and_then(|ct| multer::parse_boundary(ct).ok())
+            .ok_or(AttachmentError::NotMultipart)?;
+        let _slot = engine.attachments.admit()?;
+        let (filename, bytes) = read_file_field(body, &boundary, max).await?;
+        let meta = engine
+            .attachments
+            .upload(&p.user_id, filename.as_deref(), bytes)
+            .await?;
+        tracing::info!(user_id = %p.user_id, attachment_id = %meta.id, size = meta.size, content_type = %meta.content_type, "attachment uploaded");
+        Ok(json(
+            StatusCode::CREATED,
+            &serde_json::json!({
+                "id": meta.id,
+                "filename": meta.filename,
+                "content_type": meta.content_type,
+                "size": meta.size,
+                "sha256": meta.sha256,
+            }),
+        ))
+    }
+    .await
+    .map_err(|e: AttachmentError| reject(e.into()))
+}
+
+/// Reads a body to its end into nothing (at most `DRAIN_SECS`), so that its sender, still
+/// sending, can read the answer: a connection closed on unread data is reset, and the client sees
+/// a broken pipe instead of the 413.
+async fn drain<S, B>(mut body: S)
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+{
+    let all = async { while let Some(Ok(_)) = body.next().await {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(DRAIN_SECS), all).await;
+}
+
+/// The `file` field's name and bytes, at most `max` of them. Other fields are read past (they
+/// count toward the whole body's limit).
+async fn read_file_field<S, B>(
+    body: S,
+    boundary: &str,
+    max: u64,
+) -> Result<(Option<String>, Bytes), AttachmentError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
+    B: Buf + Send,
+{
+    let stream = body.map(|chunk| chunk.map(|mut b| b.copy_to_bytes(b.remaining())));
+    let limits = multer::Constraints::new()
+        .size_limit(multer::SizeLimit::new().whole_stream(max + FORM_OVERHEAD + DRAIN_BYTES));
+    let mut form = multer::Multipart::with_constraints(stream, boundary.to_string(), limits);
+    while let Some(mut field) = form.next_field().await.map_err(|e| form_error(e, max))? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let filename = field.file_name().map(str::to_string);
+        let mut bytes = BytesMut::new();
+        let mut over = false;
+        while let Some(chunk) = field.chunk().await.map_err(|e| form_error(e, max))? {
+            if !over && bytes.len() as u64 + chunk.len() as u64 > max {
+                // Keep reading, into nothing, for the same reason as `drain`; the stream's limit
+                // ends hopeless cases.
+                over = true;
+                bytes = BytesMut::new();
+            }
+            if !over {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        if over {
+            return Err(AttachmentError::TooLarge(max));
+        }
+        return Ok((filename, bytes.freeze()));
+    }
+    Err(AttachmentError::BadForm("no `file` field".into()))
+}
+
+fn form_error(e: multer::Error, max: u64) -> AttachmentError {
+    match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            AttachmentError::TooLarge(max)
+        }
+        e => AttachmentError::BadForm(e.to_string()),
+    }
+}
+
+async fn fetch(id: String, p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
+    async {
+        let id: Id = id.parse().map_err(|_| AttachmentError::NotFound)?;
+        let (meta, bytes) = engine.attachments.open_for(&p.user_id, id).await?;
+        let mut res = Response::new(bytes.into());
+        let h = res.headers_mut();
+        let ct = HeaderValue::from_str(&meta.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+        h.insert(header::CONTENT_TYPE, ct);
+        // Images are shown in place; anything else is a download, never a page of our origin.
+        let disposition = if meta.content_type.starts_with("image/") {
+            "inline"
+        } else {
+            "attachment"
+        };
+        if let Ok(v) = HeaderValue::from_str(&content_disposition(disposition, &meta.filename)) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        // Even opened directly, the file can run nothing and load nothing.
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; img-src 'self'; sandbox"),
+        );
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=86400, immutable"),
+        );
+        Ok::<_, AttachmentError>(res)
+    }
+    .await
+    .map_err(|e| reject(e.into()))
+}
+
+/// `inline; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266): every browser gets
+/// the real name, and the header stays ASCII whatever the name holds.
+fn content_disposition(kind: &str, filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .filter(|c| *c != '"' && *c != '\\')
+        .collect();
+    let mut encoded = String::new();
+    for b in filename.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions_stay_ascii_and_keep_the_real_name() {
+        assert_eq!(
+            content_disposition("inline", "photo.jpg"),
+            "inline; filename=\"photo.jpg\"; filename*=UTF-8''photo.jpg"
+        );
+        let d = content_disposition("attachment", "Überweisung \"2026\".pdf");
+        assert!(d.is_ascii(), "{d}");
+        assert!(d.contains("filename=\"_berweisung 2026.pdf\""), "{d}");
+        assert!(d.contains("%C3%9Cberweisung%20%222026%22.pdf"), "{d}");
+    }
+}

@@ -1,0 +1,78 @@
+//! Items: the small records that features keep beside the conversations (attachment metadata,
+//! pending uploads, the moderation queue, ...).
+//!
+//! An item is a value under (kind, partition, key). Within one partition items are ordered by key,
+//! bytewise, and can be listed in that order; across partitions there is no order. A feature picks
+//! its partitions so that each stays small (an attachment's links are one partition per attachment,
+//! pending uploads one per day): in ScyllaDB a partition is one replica set's row range.
+//!
+//! Why one generic facility instead of a table per feature: each feature would otherwise add
+//! methods to `Store`, a keyspace to the embedded store and a table, statements and a scan to the
+//! ScyllaDB store, and teach `copy-store` a new record. Items need none of that; a feature owns the
+//! encoding of its values (MessagePack of its own types) and the meaning of its keys. Writes are
+//! durable when they return, like every other write of a store; they are not part of a
+//! conversation's ordered write chain.
+
+/// What an item is; the first part of its address. Names are stored (embedded keys, a ScyllaDB
+/// column), so a kind is never renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    /// An upload's metadata. Partition and key: the attachment id. (Keys are never empty: an
+    /// empty clustering key is not something to rely on in ScyllaDB.)
+    Attachment,
+    /// A conversation an attachment was sent in. Partition: the attachment id; key: the
+    /// conversation id.
+    AttachmentLink,
+    /// An upload not sent yet, to be removed after a day. Partition: the day of the upload;
+    /// key: the attachment id.
+    PendingUpload,
+    /// A message waiting for a moderator. Partition: empty (one queue); key: the message id.
+    Flag,
+}
+
+impl ItemKind {
+    pub const ALL: [ItemKind; 4] = [
+        ItemKind::Attachment,
+        ItemKind::AttachmentLink,
+        ItemKind::PendingUpload,
+        ItemKind::Flag,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ItemKind::Attachment => "attachment",
+            ItemKind::AttachmentLink => "attachment_link",
+            ItemKind::PendingUpload => "pending_upload",
+            ItemKind::Flag => "flag",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ItemKind> {
+        ItemKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// One item, as `scan` and `import` move it between stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub kind: ItemKind,
+    pub partition: String,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// The longest partition name a store accepts: partitions are ids and days, never user text.
+pub const MAX_PARTITION: usize = 255;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_by_name() {
+        for k in ItemKind::ALL {
+            assert_eq!(ItemKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(ItemKind::from_name("nope"), None);
+    }
+}
