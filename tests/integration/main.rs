@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server binary on ephemeral ports with its own store
 //! and speaks real HTTP and WebSocket to it.
 
+mod authz;
 mod bad_input;
 mod browser;
 mod cookie_auth;
