@@ -5,7 +5,8 @@
 //! once with the full list, so one run shows everything that is off.
 //!
 //! Adding a route is one line in [`routes`] (pick the preset that says who may call it, and
-//! `.with(..)` where it differs); `every_warp_route_in_src_has_a_row` fails until it is there.
+//! `.with(..)` where it differs); `authz_every_warp_route_in_src_has_a_row` fails until it is
+//! there. Socket frame types are one line each in [`frame_types`].
 
 mod cells;
 mod frames;
@@ -14,7 +15,8 @@ mod source_routes;
 
 use cells::{
     anyone, auth_frame, compat_auth_frame, compat_socket, create_conversation, member,
-    message_member, open, operator, row, socket, Expect, Fresh, Listener, Row, Verb, Who,
+    message_member, open, operator, refresh_frame, row, socket, Expect, Fresh, Listener, Row, Verb,
+    Who,
 };
 use frames::{frame, FrameRow, Reply};
 
@@ -34,6 +36,8 @@ fn routes() -> Vec<Row> {
         // Dev tokens (on in the local config): anyone who reaches it may mint; tokens are ignored.
         row(Public, Post, "/api/v1/dev/tokens", r#"{"user_id":"dev-authz","role":"customer"}"#, open(200)),
         row(Public, Get, "/api/v1/services/{svc}/contact", NO, anyone(200)),
+        // The stranger gets a conversation of its own with this provider here: from then on it is
+        // a fellow customer of the same provider, and must still learn nothing of this one.
         row(Public, Post, "/api/v1/conversations", r#"{"service_id":"{svc}","initial_message":"again"}"#, create_conversation()),
         // Anyone may list their own conversations (and unread counts); the leak check in
         // `run::check` makes sure the stranger's and the admin's lists do not name this one.
@@ -43,7 +47,8 @@ fn routes() -> Vec<Row> {
         row(Public, Get, "/api/v1/conversations/{conv}/messages", NO, member(200)),
         row(Public, Post, "/api/v1/conversations/{conv}/messages", r#"{"text":"matrix"}"#, member(201)),
         row(Public, Post, "/api/v1/conversations/{conv}/mark-read", NO, member(200)),
-        row(Public, Post, "/api/v1/conversations/{conv}/typing", r#"{"is_typing":true}"#, member(204)),
+        // `false`, so no expiry is relayed seconds later into the socket checks below.
+        row(Public, Post, "/api/v1/conversations/{conv}/typing", r#"{"is_typing":false}"#, member(204)),
         row(Public, Get, "/api/v1/unread", NO, anyone(200)),
         row(Public, Delete, "/api/v1/messages/{msg}", NO, message_member(204)),
         row(Public, Delete, "/api/v1/messages/{msg}?for=me", NO, message_member(204)),
@@ -67,6 +72,8 @@ fn routes() -> Vec<Row> {
         row(Public, Ws, "/ws/chat/{conv}/", NO, compat_socket()),
         row(Public, WsQuery, "/ws/chat/{conv}/", NO, compat_socket()),
         row(Public, WsAuthFrame, "/ws/chat/{conv}/", NO, compat_auth_frame()),
+        row(Public, WsRefresh, "/ws", NO, refresh_frame()),
+        row(Public, WsRefresh, "/ws/chat/{conv}/", NO, refresh_frame()),
     ]
 }
 
@@ -78,6 +85,8 @@ fn frame_types() -> Vec<FrameRow> {
         frame(r#"{"type":"chat_message","conversation_id":"{conv}","text":"over the socket","ref":"f-chat"}"#, GONE, Reply::Sender("ack")),
         // Typing has no answer: the other participant sees it; the stranger's is not relayed.
         frame(r#"{"type":"typing_status","conversation_id":"{conv}","is_typing":true}"#, GONE, Reply::Peer("typing_status")),
+        // Stopping is relayed too, and cancels the expiry that would otherwise arrive later.
+        frame(r#"{"type":"typing_status","conversation_id":"{conv}","is_typing":false}"#, GONE, Reply::Peer("typing_status")),
         frame(r#"{"type":"mark_read","conversation_id":"{conv}","ref":"f-read"}"#, GONE, Reply::Sender("unread")).fresh(),
         frame(r#"{"type":"delivered","conversation_id":"{conv}","up_to":"{fresh}","ref":"f-dlv"}"#, GONE, Reply::Peer("receipt")).fresh(),
         frame(r#"{"type":"sync","conversation_id":"{conv}","after_seq":0,"ref":"f-sync"}"#, GONE, Reply::Sender("synced")),
@@ -125,23 +134,42 @@ async fn authz_every_route_and_frame_answers_each_caller_as_the_contract_says() 
 
 #[test]
 fn authz_every_warp_route_in_src_has_a_row() {
-    let rows: Vec<Vec<String>> = routes()
+    let rows: Vec<source_routes::Covered> = routes()
         .iter()
-        .map(|r| source_routes::template_segments(r.path))
+        .map(|r| source_routes::Covered {
+            method: r.verb.http(),
+            segments: source_routes::template_segments(r.path),
+        })
         .collect();
     let declared = source_routes::declared();
+    let with_method = declared.iter().filter(|d| d.method.is_some()).count();
     assert!(
-        declared.len() >= 20,
-        "the scan of src/ found only {} routes: {declared:?}",
+        declared.len() >= 20 && with_method >= 15,
+        "the scan of src/ found only {} routes ({with_method} with a method): {declared:?}",
         declared.len()
     );
-    // The check must be able to fail: a route nobody wrote a row for is not covered.
-    let flag = source_routes::segments(r#""api" / "v1" / "messages" / String / "flag""#);
-    assert!(!source_routes::covered(&flag, &rows));
+    // The check must be able to fail: a route with no row, or an old path with a new method.
+    for (method, path) in [
+        (
+            Some("POST"),
+            r#""api" / "v1" / "messages" / String / "flag""#,
+        ),
+        (Some("DELETE"), r#""conversations" / String"#),
+    ] {
+        let d = source_routes::Declared {
+            at: "made up".into(),
+            segments: source_routes::segments(path),
+            method,
+        };
+        assert!(!source_routes::covered(&d, &rows), "{d:?} has no row");
+    }
     let missing: Vec<String> = declared
         .iter()
-        .filter(|d| !source_routes::covered(&d.segments, &rows))
-        .map(|d| format!("{} /{}", d.at, d.segments.join("/")))
+        .filter(|d| !source_routes::covered(d, &rows))
+        .map(|d| {
+            let method = d.method.unwrap_or("any method");
+            format!("{}: {method} /{}", d.at, d.segments.join("/"))
+        })
         .collect();
     assert!(
         missing.is_empty(),

@@ -244,6 +244,24 @@ pub fn compat_auth_frame() -> Cells {
         .with(Who::Admin, gone)
 }
 
+/// A token refresh on an open socket (the participant's): only a valid token for the same user
+/// moves the socket's deadline; anything else is an `error` frame, then close 1008, so a leaked
+/// token cannot take a socket over. `none` sends an empty token.
+pub fn refresh_frame() -> Cells {
+    let c = Expect::Closed;
+    Cells([
+        c("missing_token"),
+        c("token_expired"),
+        c("invalid_token"),
+        c("invalid_token"),
+        Expect::Na("every role may refresh its own socket"),
+        c("token_user_mismatch"),
+        Expect::Ready,
+        c("token_user_mismatch"),
+        c("invalid_token"),
+    ])
+}
+
 /// Which listener a route is served on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Listener {
@@ -265,6 +283,9 @@ pub enum Verb {
     WsQuery,
     /// Socket upgrade without a token, then the token in the first frame.
     WsAuthFrame,
+    /// A socket open as the participant, then the caller's token in an `auth` frame: a token
+    /// refresh on an open socket.
+    WsRefresh,
 }
 
 impl Verb {
@@ -275,7 +296,7 @@ impl Verb {
             Verb::Put => "PUT",
             Verb::Patch => "PATCH",
             Verb::Delete => "DELETE",
-            Verb::Ws | Verb::WsQuery | Verb::WsAuthFrame => return None,
+            Verb::Ws | Verb::WsQuery | Verb::WsAuthFrame | Verb::WsRefresh => return None,
         })
     }
 }
@@ -286,6 +307,7 @@ impl fmt::Display for Verb {
             (Some(m), _) => f.write_str(m),
             (None, Verb::Ws) => f.write_str("WS(header)"),
             (None, Verb::WsQuery) => f.write_str("WS(query)"),
+            (None, Verb::WsRefresh) => f.write_str("WS(refresh)"),
             (None, _) => f.write_str("WS(auth frame)"),
         }
     }

@@ -82,13 +82,21 @@ fn describe(ev: &Value, frame: &Value) -> String {
 }
 
 /// The first event of type `kind` (about `conv` when it names a conversation, and naming `fresh`
-/// when given), or the first `error`: whichever comes first.
-async fn wait_for(ws: &mut Ws, kind: &str, conv: &str, fresh: &str) -> Result<Value, String> {
+/// when given), or the first `error`, or the first event echoing the frame's `ref`: whichever
+/// comes first, so a wrong answer is reported as itself rather than as a timeout.
+async fn wait_for(
+    ws: &mut Ws,
+    kind: &str,
+    frame: &Value,
+    conv: &str,
+    fresh: &str,
+) -> Result<Value, String> {
     loop {
         let ev = read_event(ws, ANSWER_WITHIN).await?;
         let about = ev["conversation_id"].as_str().is_none_or(|c| c == conv);
         let names_fresh = fresh.is_empty() || ev.to_string().contains(fresh);
-        if ev["type"] == "error" || (ev["type"] == kind && about && names_fresh) {
+        let echoes = !frame["ref"].is_null() && ev["ref"] == frame["ref"];
+        if ev["type"] == "error" || echoes || (ev["type"] == kind && about && names_fresh) {
             return Ok(ev);
         }
     }
@@ -189,16 +197,17 @@ async fn answer(
     fresh: &str,
 ) -> String {
     match want {
-        Reply::Sender(kind) => match wait_for(sender, kind, &w.conv, "").await {
+        Reply::Sender(kind) => match wait_for(sender, kind, frame, &w.conv, "").await {
             Ok(ev) => describe(&ev, frame),
             Err(e) => e,
         },
-        Reply::Error(_) => match wait_for(sender, "error", &w.conv, "").await {
+        Reply::Error(_) => match wait_for(sender, "error", frame, &w.conv, "").await {
             Ok(ev) => describe(&ev, frame),
             Err(e) => e,
         },
         Reply::Peer(kind) => {
-            let seen = match wait_for(peer, kind, &w.conv, fresh).await {
+            // The peer never sent the frame: nothing it gets echoes its `ref`.
+            let seen = match wait_for(peer, kind, &Value::Null, &w.conv, fresh).await {
                 Ok(ev) => format!("{} to the other participant", describe(&ev, frame)),
                 Err(e) => format!("{e} on the other participant's socket"),
             };

@@ -183,6 +183,7 @@ impl World {
         match (verb, &token, &bearer) {
             (Verb::WsQuery, Some(t), _) => url = format!("{url}?access_token={t}"),
             (Verb::Ws, _, Some(b)) => headers.push(("authorization", b.as_str())),
+            (Verb::WsRefresh, _, _) => url = format!("{url}?access_token={}", self.customer),
             _ => {}
         }
         let mut ws = match Ws::open_with(&url, &headers).await {
@@ -192,19 +193,24 @@ impl World {
                 return Answer::Error(status, code.to_string());
             }
         };
-        if verb != Verb::WsAuthFrame {
-            if token.is_none() {
-                return Answer::Status(101);
+        let first = match (verb, &token) {
+            (Verb::Ws | Verb::WsQuery, None) => return Answer::Status(101),
+            (Verb::Ws | Verb::WsQuery, Some(_)) => {
+                return match read_event(&mut ws, ANSWER_WITHIN).await {
+                    Ok(ev) if ev["type"] == "ready" => Answer::Status(101),
+                    Ok(ev) => Answer::Odd(format!("101, then {ev}")),
+                    Err(e) => Answer::Odd(format!("101, then {e}")),
+                };
             }
-            return match read_event(&mut ws, ANSWER_WITHIN).await {
-                Ok(ev) if ev["type"] == "ready" => Answer::Status(101),
-                Ok(ev) => Answer::Odd(format!("101, then {ev}")),
-                Err(e) => Answer::Odd(format!("101, then {e}")),
-            };
-        }
-        let first = match &token {
-            Some(t) => json!({"type": "auth", "token": t}),
-            None => json!({"type": "ping", "ref": "before-auth"}),
+            (Verb::WsRefresh, t) => {
+                match read_event(&mut ws, ANSWER_WITHIN).await {
+                    Ok(ev) if ev["type"] == "ready" => {}
+                    other => return Answer::Odd(format!("the participant's socket: {other:?}")),
+                }
+                json!({"type": "auth", "token": t.as_deref().unwrap_or_default()})
+            }
+            (_, Some(t)) => json!({"type": "auth", "token": t}),
+            (_, None) => json!({"type": "ping", "ref": "before-auth"}),
         };
         ws.send(first).await;
         match read_event(&mut ws, ANSWER_WITHIN).await {

@@ -6,14 +6,47 @@
 //! `api/v1` in front with `warp::path`), so a declared path is covered when some row's path
 //! *ends with* its segments. `/ws` itself is built with `warp::path("ws")`, not the macro, and is
 //! covered by its rows without being read here.
+//!
+//! When the statement that holds the macro also names the method (`.and(warp::post())` before its
+//! `;`, as every route here does except `services.rs`, which shares one path among three
+//! methods), a row must have that method too, so a new method on an old path needs its row.
 
 use std::path::{Path, PathBuf};
 
-/// A `warp::path!` found in the source: where, and its segments.
+/// A `warp::path!` found in the source: where, its segments, and its method when the same
+/// statement names one.
 #[derive(Debug)]
 pub struct Declared {
     pub at: String,
     pub segments: Vec<String>,
+    pub method: Option<&'static str>,
+}
+
+/// A row as the coverage check sees it: its HTTP method (none for sockets) and path segments.
+pub struct Covered {
+    pub method: Option<&'static str>,
+    pub segments: Vec<String>,
+}
+
+const METHODS: [(&str, &str); 5] = [
+    ("warp::get()", "GET"),
+    ("warp::post()", "POST"),
+    ("warp::put()", "PUT"),
+    ("warp::patch()", "PATCH"),
+    ("warp::delete()", "DELETE"),
+];
+
+/// The method filter in the rest of the macro's statement, if it names exactly one.
+fn method_in(statement: &str) -> Option<&'static str> {
+    let named: Vec<&'static str> = METHODS
+        .iter()
+        .filter(|(filter, _)| statement.contains(filter))
+        .map(|(_, m)| *m)
+        .collect();
+    match named.as_slice() {
+        [one] => Some(one),
+        _ => None,
+    }
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -59,12 +92,14 @@ pub fn declared() -> Vec<Declared> {
             let after = &rest[start + MACRO.len()..];
             let end = after.find(')').expect("warp::path! is closed");
             let segments = segments(&after[..end]);
+            let statement = after[end..].split(';').next().unwrap_or_default();
             if !segments.is_empty() {
                 let line = text[..offset].matches('\n').count() + 1;
                 let name = file.strip_prefix(root).unwrap_or(&file).display();
                 found.push(Declared {
                     at: format!("{name}:{line}"),
                     segments,
+                    method: method_in(statement),
                 });
             }
             rest = &after[end..];
@@ -89,7 +124,10 @@ pub fn template_segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether some row path ends with the declared segments.
-pub fn covered(declared: &[String], rows: &[Vec<String>]) -> bool {
-    rows.iter().any(|r| r.ends_with(declared))
+/// Whether some row's path ends with the declared segments, with the declared method if any.
+pub fn covered(declared: &Declared, rows: &[Covered]) -> bool {
+    rows.iter().any(|r| {
+        r.segments.ends_with(&declared.segments)
+            && declared.method.is_none_or(|m| r.method == Some(m))
+    })
 }
