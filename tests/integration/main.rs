@@ -2,6 +2,7 @@
 //! and speaks real HTTP and WebSocket to it.
 
 mod attachments;
+mod authz;
 mod bad_input;
 mod browser;
 mod cookie_auth;
