@@ -1,7 +1,7 @@
 //! One typed configuration: built-in defaults, then a TOML file, then `SWITCHBOARD_<SECTION>__<KEY>`
 //! environment variables. `config/switchboard.example.toml` documents every key.
 
-mod fields;
+pub(crate) mod fields;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub realtime: RealtimeConfig,
     pub chat: ChatConfig,
+    /// What happens to a message before it is stored: contact-detail and blocked-word rules, an
+    /// optional external classifier.
+    #[serde(default)]
+    pub moderation: crate::moderation::ModerationConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,6 +243,7 @@ impl Default for Config {
                 ],
                 delete_for_everyone_secs: 15 * 60,
             },
+            moderation: Default::default(),
         }
     }
 }
@@ -394,6 +399,7 @@ impl Config {
                 "realtime.auth_timeout_secs and realtime.ping_interval_secs must be at least 1",
             );
         }
+        self.moderation.validate().map_err(ConfigError)?;
         Ok(())
     }
 }
