@@ -270,6 +270,8 @@ fn messenger_links_and_invitations() {
         ("text me on telegram", "text me on telegram"),
         ("add me on skype", "add me on skype"),
         ("add me on signal", "add me on signal"),
+        ("add me on viber", "add me on viber"),
+        ("Add me on WeChat", "Add me on WeChat"),
         ("Message me via WhatsApp", "Message me via WhatsApp"),
         ("are you on viber?", "on viber"),
         ("my insta is bob", "my insta is"),
