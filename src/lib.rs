@@ -18,6 +18,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
+pub mod moderation;
 pub mod ratelimit;
 pub mod storage;
 pub mod telemetry;

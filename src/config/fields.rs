@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 /// Reads a list from TOML as it is, and from the environment, where it can only be a string, as
 /// comma-separated items (`http://a:3000,https://b.example`); an empty string is an empty list.
-pub(super) fn list_or_comma_separated<'de, D>(d: D) -> Result<Vec<String>, D::Error>
+pub(crate) fn list_or_comma_separated<'de, D>(d: D) -> Result<Vec<String>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {

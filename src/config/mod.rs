@@ -1,7 +1,7 @@
 //! One typed configuration: built-in defaults, then a TOML file, then `SWITCHBOARD_<SECTION>__<KEY>`
 //! environment variables. `config/switchboard.example.toml` documents every key.
 
-mod fields;
+pub(crate) mod fields;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,10 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     pub chat: ChatConfig,
     pub attachments: AttachmentsConfig,
+    /// What happens to a message before it is stored: contact-detail and blocked-word rules, an
+    /// optional external classifier.
+    #[serde(default)]
+    pub moderation: crate::moderation::ModerationConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +295,7 @@ impl Default for Config {
                 s3_region: String::new(),
                 s3_endpoint: String::new(),
             },
+            moderation: Default::default(),
         }
     }
 }
@@ -449,6 +454,7 @@ impl Config {
                 "realtime.auth_timeout_secs and realtime.ping_interval_secs must be at least 1",
             );
         }
+        self.moderation.validate().map_err(ConfigError)?;
         Ok(())
     }
 }
