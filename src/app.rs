@@ -93,7 +93,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         tracing::warn!("DEV TOKENS ARE ON: POST /api/v1/dev/tokens lets anyone act as any user. Never enable auth.dev_tokens in production.");
     }
     let objects = crate::attachments::objects::open(&config).map_err(ConfigError)?;
-    let engine = Engine::new(config, store, auth, objects);
+    let engine = Engine::new(config, store, auth, objects)?;
     let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, engine.clone())
         .await
         .map_err(|e| StartError::Actors(e.to_string()))?;

@@ -13,12 +13,14 @@ use crate::actors::outbox::Reply;
 use crate::actors::registry::Registry;
 use crate::attachments::Attachments;
 use crate::auth::{AuthError, Authenticator};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::domain::ids::IdGenerator;
 use crate::domain::user::ExternalId;
 use crate::domain::Id;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::moderation::queue::{ModerationQueue, Report, ReportSource};
+use crate::moderation::{Moderator, ReasonSource, Verdict};
 use crate::ratelimit::RateLimiter;
 use crate::storage::Store;
 
@@ -43,6 +45,10 @@ pub struct Engine {
     /// The handles conversation actors are given: they never see the engine itself.
     pub conversations: Arc<ConversationDeps>,
     pub attachments: Attachments,
+    /// Every message's text passes it before it is stored.
+    pub moderator: Moderator,
+    /// Messages waiting for a moderator (shared with the conversation actors).
+    pub queue: Arc<ModerationQueue>,
     pub started: Instant,
 }
 
@@ -89,6 +95,38 @@ impl Engine {
         })
     }
 
+    /// Reviews the text of a message about to be sent: the text to store (masked where a rule
+    /// masks) and the reports to queue once it is stored, or 422 `message_rejected`. A message
+    /// without text (attachments only) has nothing to review.
+    pub async fn moderate(&self, text: String) -> Result<(String, Vec<Report>), ApiError> {
+        if text.trim().is_empty() {
+            return Ok((text, Vec::new()));
+        }
+        let review = self.moderator.review(&text).await;
+        let rules: Vec<&str> = review.reasons.iter().map(|r| r.rule.as_str()).collect();
+        match review.verdict {
+            Verdict::Allow => Ok((review.text, Vec::new())),
+            Verdict::Reject => Err(ApiError::unprocessable(
+                "message_rejected",
+                format!("the message was not sent: {}", rules.join(", ")),
+            )),
+            Verdict::Flag => {
+                let reports = review
+                    .reasons
+                    .iter()
+                    .map(|r| {
+                        let source = match r.source {
+                            ReasonSource::Rule => ReportSource::Rule,
+                            ReasonSource::Classifier => ReportSource::Classifier,
+                        };
+                        Report::now(source, r.rule.clone(), None)
+                    })
+                    .collect();
+                Ok((review.text, reports))
+            }
+        }
+    }
+
     /// Hands a request to a conversation's actor without waiting (its reply goes to a socket).
     pub async fn to_conversation(&self, id: Id, msg: ConversationMsg) {
         self.registry
@@ -104,7 +142,9 @@ impl Engine {
         store: Arc<dyn Store>,
         auth: Authenticator,
         objects: Arc<dyn object_store::ObjectStore>,
-    ) -> EngineRef {
+    ) -> Result<EngineRef, ConfigError> {
+        let moderator = Moderator::new(&config.moderation).map_err(ConfigError)?;
+        let queue = Arc::new(ModerationQueue::new(store.clone()));
         let ids = Arc::new(IdGenerator::new(config.node_id));
         let limits = &config.limits;
         let limiter = Arc::new(RateLimiter::with_burst(
@@ -124,6 +164,7 @@ impl Engine {
             limiter: limiter.clone(),
             metrics: metrics.clone(),
             registry: registry.clone(),
+            queue: queue.clone(),
             limits: ConversationLimits {
                 max_text_chars: config.limits.max_text_chars,
                 idle: Duration::from_secs(config.realtime.conversation_idle_secs.max(1)),
@@ -140,8 +181,10 @@ impl Engine {
             ids.clone(),
             config.attachments.clone(),
         );
-        Arc::new(Engine {
+        Ok(Arc::new(Engine {
             attachments,
+            moderator,
+            queue,
             creations,
             connects,
             auth_failures,
@@ -155,6 +198,6 @@ impl Engine {
             registry,
             conversations,
             started: Instant::now(),
-        })
+        }))
     }
 }

@@ -88,7 +88,11 @@ fn main() -> ExitCode {
     };
     if let Command::Config { .. } = cli.command {
         let mut shown = config.clone();
-        for secret in [&mut shown.auth.jwt_secret, &mut shown.admin.token] {
+        for secret in [
+            &mut shown.auth.jwt_secret,
+            &mut shown.admin.token,
+            &mut shown.moderation.classifier.api_key,
+        ] {
             if !secret.is_empty() {
                 *secret = "<set>".into();
             }

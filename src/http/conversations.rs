@@ -19,6 +19,7 @@ use crate::domain::user::{ExternalId, Principal, Role};
 use crate::domain::Id;
 use crate::engine::EngineRef;
 use crate::error::ApiError;
+use crate::moderation::queue::Report;
 
 pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = engine.config.limits.max_body_bytes;
@@ -161,7 +162,7 @@ async fn create(p: Principal, body: CreateBody, engine: EngineRef) -> Result<Res
 
 async fn create_inner(
     p: Principal,
-    body: CreateBody,
+    mut body: CreateBody,
     engine: EngineRef,
 ) -> Result<Response, ApiError> {
     if p.role != Role::Customer {
@@ -195,13 +196,17 @@ async fn create_inner(
         false,
     )?;
     check_client_msg_id(&body.client_msg_id)?;
+    let (text, flags) = engine
+        .moderate(std::mem::take(&mut body.initial_message))
+        .await?;
+    body.initial_message = text;
 
     let existing = engine
         .store
         .find_conversation(&service.id, &service.provider_id, &p.user_id)
         .await?;
     if let Some(id) = existing {
-        return append_to_existing(&engine, &p, id, body).await;
+        return append_to_existing(&engine, &p, id, body, flags).await;
     }
     // A new conversation and its first message are one atomic write: a crash can leave both or
     // neither, never an empty conversation in both lists. It costs one of the customer's new
@@ -269,7 +274,12 @@ async fn create_inner(
         // there (or not at all, if it is that request's retry).
         engine.conversations.refund_message_budget(&p.user_id);
         engine.creations.refund(&p.user_id);
-        return append_to_existing(&engine, &p, stored.record.id, body).await;
+        return append_to_existing(&engine, &p, stored.record.id, body, flags).await;
+    }
+    if !flags.is_empty() {
+        if let Err(e) = engine.queue.flag(first.id, stored.record.id, flags).await {
+            tracing::warn!(conversation_id = %stored.record.id, message_id = %first.id, error = %e, "flagged message not queued for review");
+        }
     }
     announce_created(&engine, &stored, &first);
     Ok(json(
@@ -289,6 +299,7 @@ async fn append_to_existing(
     p: &Principal,
     id: Id,
     body: CreateBody,
+    flags: Vec<Report>,
 ) -> Result<Response, ApiError> {
     let outcome = engine
         .ask(id, |reply| {
@@ -297,6 +308,7 @@ async fn append_to_existing(
                 sender_name: p.name.clone(),
                 text: body.initial_message,
                 attachments: Vec::new(),
+                flags,
                 client_msg_id: body.client_msg_id,
                 origin: None,
                 reply,

@@ -249,6 +249,7 @@ async fn send(
     async {
         let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
         check_client_msg_id(&body.client_msg_id)?;
+        let (text, flags) = engine.moderate(body.text.unwrap_or_default()).await?;
         let attachments = engine
             .attachments
             .link(&p.user_id, doc.record.id, &body.attachment_ids)
@@ -259,8 +260,9 @@ async fn send(
                 ConversationMsg::Send(SendRequest {
                     sender: p.user_id.clone(),
                     sender_name: p.name.clone(),
-                    text: body.text.unwrap_or_default(),
+                    text,
                     attachments,
+                    flags,
                     client_msg_id: body.client_msg_id,
                     origin: None,
                     reply,

@@ -10,6 +10,7 @@ pub mod cors;
 pub mod credentials;
 pub mod dev;
 pub mod messages;
+pub mod moderation;
 pub mod reply;
 pub mod services;
 
@@ -54,6 +55,8 @@ pub fn public(
         .unify()
         .or(attachments::routes(engine.clone()))
         .unify()
+        .or(moderation::public_routes(engine.clone()))
+        .unify()
         .or(services::public_routes(engine.clone()))
         .unify()
         .or(dev::routes(engine))
@@ -69,6 +72,8 @@ pub fn admin(
 ) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
     health(engine.clone())
         .or(services::admin_routes(engine.clone()))
+        .unify()
+        .or(moderation::admin_routes(engine.clone()))
         .unify()
         .or(admin::routes(engine))
         .unify()

@@ -9,6 +9,7 @@
 mod classifier;
 mod config;
 mod contact;
+pub mod queue;
 mod rules;
 
 use serde::Serialize;

@@ -44,7 +44,7 @@ pub async fn start(config: Config, store: Arc<dyn Store>) -> Incarnation {
     // The simulation uploads nothing; attachment bytes would go to the temporary directory.
     let objects = object_store::local::LocalFileSystem::new_with_prefix(std::env::temp_dir())
         .expect("temporary directory");
-    let engine = Engine::new(config, store, auth, Arc::new(objects));
+    let engine = Engine::new(config, store, auth, Arc::new(objects)).expect("default config");
     let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, engine.clone())
         .await
         .expect("supervisor starts");
@@ -79,6 +79,7 @@ pub async fn send(
                 sender,
                 text,
                 attachments: Vec::new(),
+                flags: Vec::new(),
                 client_msg_id,
                 origin: None,
                 reply,

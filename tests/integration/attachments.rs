@@ -85,6 +85,23 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A GIF uploaded by `token` and sent in `conversation`: its id.
+pub async fn sent_gif(server: &Server, token: &str, conversation: &str) -> String {
+    let (status, meta) = upload(server, token, "t.gif", &fixture("t.gif")).await;
+    assert_eq!(status, 201, "upload: {meta}");
+    let id = meta["id"].as_str().expect("attachment id").to_string();
+    let (status, m) = server
+        .api(
+            "POST",
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            token,
+            Some(json!({"attachment_ids": [id]})),
+        )
+        .await;
+    assert_eq!(status, 201, "send attachment: {m}");
+    id
+}
+
 #[tokio::test]
 async fn types_are_decided_by_content_and_photos_lose_their_gps() {
     let server = Server::start().await;

@@ -14,9 +14,9 @@ mod run;
 mod source_routes;
 
 use cells::{
-    anyone, auth_frame, compat_auth_frame, compat_socket, create_conversation, member,
-    message_member, open, operator, refresh_frame, row, socket, Expect, Fresh, Listener, Row, Verb,
-    Who,
+    anyone, attachment_member, auth_frame, compat_auth_frame, compat_socket, create_conversation,
+    member, message_member, open, operator, refresh_frame, row, socket, Expect, Fresh, Listener,
+    Row, Verb, Who,
 };
 use frames::{frame, FrameRow, Reply};
 
@@ -51,6 +51,10 @@ fn routes() -> Vec<Row> {
         row(Public, Post, "/api/v1/conversations/{conv}/typing", r#"{"is_typing":false}"#, member(204)),
         row(Public, Get, "/api/v1/unread", NO, anyone(200)),
         row(Public, Delete, "/api/v1/messages/{msg}", NO, message_member(204)),
+        row(Public, Post, "/api/v1/messages/{msg}/flag", r#"{"reason":"matrix"}"#, message_member(202)),
+        // Authentication comes before the body: a JSON body is what every caller sends here.
+        row(Public, Post, "/api/v1/attachments", "{}", anyone(415)),
+        row(Public, Get, "/api/v1/attachments/{att}", NO, attachment_member(200)),
         row(Public, Delete, "/api/v1/messages/{msg}?for=me", NO, message_member(204)),
         // For everyone: the sender only; the other participant (the provider) is `not_sender`.
         row(Public, Delete, "/api/v1/messages/{fresh}?for=everyone", NO, message_member(204).with(Who::WrongRole, Expect::Err(403, "not_sender"))).fresh(Fresh::Message),
@@ -65,6 +69,8 @@ fn routes() -> Vec<Row> {
         row(Admin, Get, "/admin/v1/conversations/{conv}", NO, operator(200)),
         row(Admin, Get, "/admin/v1/conversations/{conv}/messages", NO, operator(200)),
         row(Admin, Get, "/metrics", NO, operator(200)),
+        row(Admin, Get, "/admin/v1/moderation/queue", NO, operator(200)),
+        row(Admin, Post, "/admin/v1/messages/{msg}/moderation", r#"{"action":"approve"}"#, operator(204)),
         // Socket upgrades, each way a token can come.
         row(Public, Ws, "/ws", NO, socket()),
         row(Public, WsQuery, "/ws", NO, socket()),

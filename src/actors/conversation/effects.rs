@@ -16,6 +16,7 @@ use crate::domain::events::ServerEvent;
 use crate::domain::message::{Status, StoredMessage};
 use crate::domain::Id;
 use crate::error::ApiError;
+use crate::moderation::queue::{ModerationQueue, Report};
 
 pub enum Effect {
     Message {
@@ -26,6 +27,8 @@ pub enum Effect {
         recipient_unread: u64,
         /// The conversation appeared (first message) or came back from the recipient's archive.
         announce: bool,
+        /// Moderation reports to queue once the message is durable.
+        flags: Vec<Report>,
     },
     /// A retry of a message still being written: answered right after the original.
     Duplicate {
@@ -67,7 +70,7 @@ impl Effect {
     }
 
     /// Answers the request and tells both participants, from `doc`, the state after the write.
-    pub fn release(self, doc: &ConversationDoc, registry: &Registry) {
+    pub fn release(self, doc: &ConversationDoc, registry: &Registry, queue: &Arc<ModerationQueue>) {
         let id = doc.record.id;
         match self {
             Effect::Message {
@@ -77,7 +80,11 @@ impl Effect {
                 reply,
                 recipient_unread,
                 announce,
+                flags,
             } => {
+                if !flags.is_empty() {
+                    queue_flags(queue, &message, flags);
+                }
                 let view = message.view(Status::Sent);
                 let recipient = sender.other();
                 let sender_id = doc.record.user(sender);
@@ -184,4 +191,16 @@ pub fn answer<T>(reply: Reply<T>, value: T) {
         }
         Reply::Socket(s) => s.done(),
     }
+}
+
+/// Puts a flagged message in the moderation queue, off the actor: the message is already durable
+/// and delivered; a queue write that fails is logged (the message itself is never lost, only its
+/// place in the queue).
+fn queue_flags(queue: &Arc<ModerationQueue>, message: &StoredMessage, flags: Vec<Report>) {
+    let (queue, id, conversation) = (queue.clone(), message.id, message.conversation_id);
+    tokio::spawn(async move {
+        if let Err(e) = queue.flag(id, conversation, flags).await {
+            tracing::warn!(conversation_id = %conversation, message_id = %id, error = %e, "flagged message not queued for review");
+        }
+    });
 }

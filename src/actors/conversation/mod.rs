@@ -44,6 +44,7 @@ use crate::domain::user::ExternalId;
 use crate::domain::Id;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::moderation::queue::{ModerationQueue, Report};
 use crate::ratelimit::RateLimiter;
 use crate::storage::{durable_channel, ConversationWrite, Store, StoreError, StoreResult};
 
@@ -56,6 +57,8 @@ pub struct ConversationDeps {
     pub metrics: Arc<Metrics>,
     pub registry: Registry,
     pub limits: ConversationLimits,
+    /// Where flagged messages go once they are durable.
+    pub queue: Arc<ModerationQueue>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +97,8 @@ pub struct SendRequest {
     /// Already checked to be the sender's uploads and linked to this conversation
     /// (`Attachments::link`).
     pub attachments: Vec<Attachment>,
+    /// Moderation reports (the text is already the reviewed one): queued once it is durable.
+    pub flags: Vec<Report>,
     pub client_msg_id: Option<String>,
     /// The socket that sent it: it gets the `ack` instead of a copy of the message.
     pub origin: Option<Id>,
@@ -436,7 +441,7 @@ impl ConversationState {
                         .remove(&(message.sender_id.clone(), c.clone()));
                 }
             }
-            effect.release(&self.doc, &self.deps.registry);
+            effect.release(&self.doc, &self.deps.registry, &self.deps.queue);
         }
     }
 

@@ -90,6 +90,7 @@ impl ConversationState {
             origin: req.origin,
             reply: req.reply,
             recipient_unread: appended.recipient_unread,
+            flags: req.flags,
         };
         let sender = message.sender_id.clone();
         if self.submit(myself, write, effect).is_err() {

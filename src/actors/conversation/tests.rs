@@ -202,7 +202,7 @@ async fn rig(configure: impl FnOnce(&mut Config)) -> Rig {
     });
     let auth = Authenticator::new(&config.auth).unwrap();
     let objects = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
-    let engine = Engine::new(config, store.clone(), auth, Arc::new(objects));
+    let engine = Engine::new(config, store.clone(), auth, Arc::new(objects)).unwrap();
     let (supervisor, _) = Actor::spawn(None, Supervisor, engine.clone())
         .await
         .unwrap();
@@ -241,6 +241,7 @@ fn send(
             sender: user,
             text,
             attachments: Vec::new(),
+            flags: Vec::new(),
             client_msg_id: client,
             origin: None,
             reply,

@@ -302,6 +302,10 @@ impl SessionState {
                 if !client_msg_id_ok(client_msg_id.as_deref()) {
                     return reply.fail(&ApiError::invalid_client_msg_id());
                 }
+                let (text, flags) = match engine.moderate(text.unwrap_or_default()).await {
+                    Ok(reviewed) => reviewed,
+                    Err(e) => return reply.fail(&e),
+                };
                 let attachments = match self.link(conversation_id, &attachment_ids).await {
                     Ok(a) => a,
                     Err(e) => return reply.fail(&e),
@@ -309,8 +313,9 @@ impl SessionState {
                 let req = SendRequest {
                     sender: self.user.clone(),
                     sender_name: self.name.clone(),
-                    text: text.unwrap_or_default(),
+                    text,
                     attachments,
+                    flags,
                     client_msg_id,
                     origin: Some(socket.id),
                     reply: Reply::Socket(reply),

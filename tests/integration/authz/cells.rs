@@ -177,6 +177,15 @@ pub fn message_member(status: u16) -> Cells {
         .with(Who::Admin, gone)
 }
 
+/// An attachment sent in the conversation: its participants only; anyone else gets
+/// `attachment_not_found`, exactly as for an id that does not exist.
+pub fn attachment_member(status: u16) -> Cells {
+    let gone = Expect::Err(404, "attachment_not_found");
+    member(status)
+        .with(Who::Stranger, gone)
+        .with(Who::Admin, gone)
+}
+
 /// `POST /api/v1/conversations`: customers only. The stranger is a customer who has not talked
 /// to this provider yet (201, a new conversation); the participant already has (200, appended).
 pub fn create_conversation() -> Cells {

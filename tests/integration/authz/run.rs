@@ -30,6 +30,8 @@ pub struct World {
     pub s: Server,
     pub conv: String,
     pub msg: String,
+    /// An attachment the customer sent in `conv`.
+    pub att: String,
     pub customer: String,
     pub provider: String,
     pub stranger: String,
@@ -74,8 +76,10 @@ impl World {
             )
             .await;
         assert_eq!(status, 200, "put user: {body}");
+        let att = crate::attachments::sent_gif(&s, &customer, &conv).await;
         let later = now() + 600;
         World {
+            att,
             stranger: signed(claims(STRANGER, "customer", later)),
             admin: signed(claims(ADMIN, "admin", later)),
             s,
@@ -146,6 +150,7 @@ impl World {
         template
             .replace("{conv}", &self.conv)
             .replace("{msg}", &self.msg)
+            .replace("{att}", &self.att)
             .replace("{svc}", SVC)
             .replace("{user}", PROFILE)
             .replace("{fresh}", fresh)

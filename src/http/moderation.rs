@@ -1,0 +1,203 @@
+//! Moderation over HTTP: a participant flags a message (`POST /api/v1/messages/{id}/flag`), an
+//! operator works through the queue (`GET /admin/v1/moderation/queue`) and decides
+//! (`POST /admin/v1/messages/{id}/moderation`: `approve` keeps the message, `remove` replaces it
+//! with a tombstone for both sides, who get `message_deleted`).
+
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::admin::operator;
+use super::conversations::load_for;
+use super::reply::{
+    json, json_body, limit_param, no_content, param, principal, query_pairs, reject, with_engine,
+};
+use crate::actors::conversation::ConversationMsg;
+use crate::domain::clock::format_ms;
+use crate::domain::message::StoredMessage;
+use crate::domain::user::Principal;
+use crate::domain::Id;
+use crate::engine::EngineRef;
+use crate::error::ApiError;
+use crate::moderation::queue::{QueueEntry, Report, ReportSource};
+
+/// Longest reason a participant may give.
+const MAX_REASON_CHARS: usize = 500;
+
+pub fn public_routes(
+    engine: EngineRef,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = engine.config.limits.max_body_bytes;
+    warp::path!("api" / "v1" / "messages" / String / "flag")
+        .and(warp::post())
+        .and(principal(engine.clone()))
+        .and(json_body::<FlagBody>(limit))
+        .and(with_engine(engine))
+        .and_then(flag)
+}
+
+pub fn admin_routes(
+    engine: EngineRef,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = engine.config.limits.max_body_bytes;
+    let queue = warp::path!("admin" / "v1" / "moderation" / "queue")
+        .and(warp::get())
+        .and(operator(engine.clone()))
+        .and(query_pairs())
+        .and(with_engine(engine.clone()))
+        .and_then(queue);
+    let decide = warp::path!("admin" / "v1" / "messages" / String / "moderation")
+        .and(warp::post())
+        .and(operator(engine.clone()))
+        .and(json_body::<DecisionBody>(limit))
+        .and(with_engine(engine))
+        .and_then(decide);
+    queue.or(decide).unify()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlagBody {
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Action {
+    Approve,
+    Remove,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    action: Action,
+}
+
+/// The message with `raw` id, or 404 `message_not_found`.
+async fn message(engine: &EngineRef, raw: &str) -> Result<StoredMessage, ApiError> {
+    let id: Id = raw.parse().map_err(|_| ApiError::message_not_found())?;
+    engine
+        .store
+        .find_message(id)
+        .await?
+        .ok_or_else(ApiError::message_not_found)
+}
+
+async fn flag(
+    id: String,
+    p: Principal,
+    body: FlagBody,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let reason = body.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(ApiError::unprocessable(
+                "invalid_request",
+                format!("reason must be 1 to {MAX_REASON_CHARS} characters"),
+            ));
+        }
+        let m = message(&engine, &id).await?;
+        // A stranger learns nothing: the same answer as for a message that does not exist.
+        load_for(&engine, m.conversation_id, &p.user_id)
+            .await
+            .map_err(|_| ApiError::message_not_found())?;
+        let report = Report::now(ReportSource::User, reason, Some(p.user_id.clone()));
+        engine.queue.flag(m.id, m.conversation_id, vec![report]).await?;
+        tracing::info!(conversation_id = %m.conversation_id, message_id = %m.id, user_id = %p.user_id, "message flagged");
+        Ok(json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({"message_id": m.id, "status": "queued"}),
+        ))
+    }
+    .await
+    .map_err(reject)
+}
+
+fn entry_view(entry: &QueueEntry, message: Option<&StoredMessage>) -> serde_json::Value {
+    let reports: Vec<_> = entry
+        .reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "source": r.source,
+                "reason": r.reason,
+                "by": r.by,
+                "at": format_ms(r.at),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "message_id": entry.message_id,
+        "conversation_id": entry.conversation_id,
+        "message": message.map(|m| m.view(crate::domain::message::Status::Sent)),
+        "reports": reports,
+    })
+}
+
+async fn queue(
+    _op: (),
+    q: Vec<(String, String)>,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let limit = limit_param(&q, 50, 200)?;
+        let after = match param(&q, "cursor") {
+            Some(c) => Some(c.parse::<Id>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "the cursor is not one this server gave out",
+                )
+            })?),
+            None => None,
+        };
+        let mut entries = engine.queue.page(after, limit + 1).await?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let mut items = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let m = engine.store.find_message(e.message_id).await?;
+            items.push(entry_view(e, m.as_ref()));
+        }
+        let next = if more {
+            entries.last().map(|e| e.message_id.to_string())
+        } else {
+            None
+        };
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"items": items, "next_cursor": next}),
+        ))
+    }
+    .await
+    .map_err(reject)
+}
+
+async fn decide(
+    id: String,
+    _op: (),
+    body: DecisionBody,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let m = message(&engine, &id).await?;
+        match body.action {
+            Action::Approve => {
+                tracing::info!(conversation_id = %m.conversation_id, message_id = %m.id, "moderation: approved");
+            }
+            Action::Remove => {
+                engine
+                    .ask(m.conversation_id, |reply| ConversationMsg::Remove { message: m.id, reply })
+                    .await?;
+                engine.attachments.unlink(m.conversation_id, &m.attachments).await;
+                tracing::info!(conversation_id = %m.conversation_id, message_id = %m.id, "moderation: removed");
+            }
+        }
+        engine.queue.resolve(m.id).await?;
+        Ok(no_content())
+    }
+    .await
+    .map_err(reject)
+}
