@@ -129,12 +129,11 @@ impl Attachments {
         if bytes.len() as u64 > self.config.max_bytes {
             return Err(AttachmentError::TooLarge(self.config.max_bytes));
         }
-        let kind = sniff::sniff(&bytes).ok_or(AttachmentError::Unsupported)?;
         // Parsing and hashing up to 5 MiB is milliseconds of CPU: not on an async worker.
-        let (stored, sha256) = tokio::task::spawn_blocking(move || {
-            let stored = strip::strip(kind, bytes)?;
+        let (kind, stored, sha256) = tokio::task::spawn_blocking(move || {
+            let (kind, stored) = check_and_clean(bytes)?;
             let sha256 = hex(&Sha256::digest(&stored));
-            Ok::<_, AttachmentError>((stored, sha256))
+            Ok::<_, AttachmentError>((kind, stored, sha256))
         })
         .await
         .map_err(|e| AttachmentError::Objects(format!("upload processing failed: {e}")))??;
@@ -313,6 +312,13 @@ impl Attachments {
             .await?;
         Ok(())
     }
+}
+
+/// What an upload is (by its bytes) and the bytes to store (metadata stripped), or why it is
+/// refused. Pure: the fuzz target's entry point for the sniffing and stripping path.
+pub fn check_and_clean(bytes: Bytes) -> Result<(Kind, Bytes), AttachmentError> {
+    let kind = sniff::sniff(&bytes).ok_or(AttachmentError::Unsupported)?;
+    Ok((kind, strip::strip(kind, bytes)?))
 }
 
 /// `image` when every attachment is an image, `file` when any is not, `text` without any.

@@ -68,7 +68,8 @@ where
             .and_then(|ct| multer::parse_boundary(ct).ok())
             .ok_or(AttachmentError::NotMultipart)?;
         let _slot = engine.attachments.admit()?;
-        let (filename, bytes) = read_file_field(body, &boundary, max).await?;
+        let stream = body.map(|chunk| chunk.map(|mut b| b.copy_to_bytes(b.remaining())));
+        let (filename, bytes) = read_file_field(stream, &boundary, max).await?;
         let meta = engine
             .attachments
             .upload(&p.user_id, filename.as_deref(), bytes)
@@ -100,18 +101,18 @@ where
     let _ = tokio::time::timeout(std::time::Duration::from_secs(DRAIN_SECS), all).await;
 }
 
-/// The `file` field's name and bytes, at most `max` of them. Other fields are read past (they
-/// count toward the whole body's limit).
-async fn read_file_field<S, B>(
-    body: S,
+/// The `file` field's name and bytes, at most `max` of them, from a multipart body with this
+/// boundary. Other fields are read past (they count toward the whole body's limit). Public for
+/// the fuzz target, which feeds it arbitrary bodies.
+pub async fn read_file_field<S, E>(
+    stream: S,
     boundary: &str,
     max: u64,
 ) -> Result<(Option<String>, Bytes), AttachmentError>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
-    B: Buf + Send,
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
-    let stream = body.map(|chunk| chunk.map(|mut b| b.copy_to_bytes(b.remaining())));
     let limits = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(max + FORM_OVERHEAD + DRAIN_BYTES));
     let mut form = multer::Multipart::with_constraints(stream, boundary.to_string(), limits);

@@ -127,6 +127,16 @@ pub async fn filled_store() -> Server {
         )
         .await;
     assert_eq!(st, 204, "{b}");
+    // A flagged message: an item (the moderation queue).
+    let (st, b) = s
+        .api(
+            "POST",
+            &format!("/api/v1/messages/{}/flag", items[2]["id"].as_str().unwrap()),
+            &t("cust-2"),
+            Some(json!({"reason": "copy me"})),
+        )
+        .await;
+    assert_eq!(st, 202, "{b}");
     // prov-y goes online and off again: with no grace period its last_seen is recorded at once.
     let ws = Ws::connect(&s, &t("prov-y")).await;
     drop(ws);
