@@ -2,6 +2,7 @@
 //! both formats read the same) in binary frames. One place encodes and decodes both.
 
 use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::domain::events::{ClientFrame, FrameHeader, CLIENT_FRAME_TYPES};
@@ -42,13 +43,23 @@ pub struct FrameError {
     pub reference: Option<String>,
 }
 
+/// How deeply a MessagePack frame may nest: serde_json's fixed limit, so both formats refuse the
+/// same documents. rmp-serde's own default (1024) overflows a 2 MiB tokio worker stack in debug
+/// builds (about 3 KiB per level), and a 1 KiB frame nests that deep; no client frame needs more
+/// than three levels.
+pub const MAX_MSGPACK_DEPTH: usize = 128;
+
+fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_MSGPACK_DEPTH);
+    T::deserialize(&mut de)
+}
+
 /// Decodes a client frame, or explains what is wrong with it (echoing its `ref` when readable).
 pub fn decode(format: WireFormat, bytes: &[u8]) -> Result<ClientFrame, FrameError> {
     let parsed = match format {
         WireFormat::Json => serde_json::from_slice::<ClientFrame>(bytes).map_err(|e| e.to_string()),
-        WireFormat::MessagePack => {
-            rmp_serde::from_slice::<ClientFrame>(bytes).map_err(|e| e.to_string())
-        }
+        WireFormat::MessagePack => from_msgpack::<ClientFrame>(bytes).map_err(|e| e.to_string()),
     };
     let detail = match parsed {
         Ok(frame) => return Ok(frame),
@@ -56,7 +67,7 @@ pub fn decode(format: WireFormat, bytes: &[u8]) -> Result<ClientFrame, FrameErro
     };
     let header = match format {
         WireFormat::Json => serde_json::from_slice::<FrameHeader>(bytes).ok(),
-        WireFormat::MessagePack => rmp_serde::from_slice::<FrameHeader>(bytes).ok(),
+        WireFormat::MessagePack => from_msgpack::<FrameHeader>(bytes).ok(),
     };
     let Some(header) = header else {
         let what = match format {
@@ -111,6 +122,56 @@ mod tests {
         );
         let e = decode(WireFormat::MessagePack, &[0xc1, 0x00]).unwrap_err();
         assert_eq!(e.code, "malformed_frame");
+    }
+
+    /// A `ping` frame with an unknown field `x` holding arrays nested `depth` deep, in both formats.
+    fn nested(depth: usize) -> (Vec<u8>, Vec<u8>) {
+        let mut json = br#"{"type":"ping","x":"#.to_vec();
+        json.extend(std::iter::repeat_n(b'[', depth));
+        json.extend(std::iter::repeat_n(b']', depth));
+        json.push(b'}');
+        let mut msgpack = vec![0x82, 0xa4]; // a map of two, a string of four
+        msgpack.extend_from_slice(b"type\xa4ping\xa1x");
+        msgpack.extend(std::iter::repeat_n(0x91, depth - 1)); // an array of one element
+        msgpack.push(0x90); // an empty array
+        (json, msgpack)
+    }
+
+    /// Sockets decode on tokio worker threads (2 MiB stacks). With rmp-serde's default depth
+    /// (1024) a 1 KiB MessagePack frame of nested arrays overflowed that stack in debug builds
+    /// and aborted the whole process.
+    #[test]
+    fn deeply_nested_frames_are_refused_on_a_worker_sized_stack() {
+        let (json, msgpack) = nested(1000);
+        let (json, msgpack) = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                (
+                    decode(WireFormat::Json, &json),
+                    decode(WireFormat::MessagePack, &msgpack),
+                )
+            })
+            .unwrap()
+            .join()
+            .expect("decoding must not overflow the stack");
+        assert!(json.is_err(), "{json:?}");
+        assert!(msgpack.is_err(), "{msgpack:?}");
+    }
+
+    /// Unknown fields are ignored, however deep, up to the same limit in both formats.
+    #[test]
+    fn both_formats_accept_the_same_nesting() {
+        for (depth, accepted) in [(1, true), (126, true), (127, false), (200, false)] {
+            let (json, msgpack) = nested(depth);
+            let json = decode(WireFormat::Json, &json);
+            let msgpack = decode(WireFormat::MessagePack, &msgpack);
+            assert_eq!(json.is_ok(), accepted, "JSON nested {depth} deep: {json:?}");
+            assert_eq!(
+                msgpack.is_ok(),
+                accepted,
+                "MessagePack {depth} deep: {msgpack:?}"
+            );
+        }
     }
 
     #[test]
