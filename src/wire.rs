@@ -2,8 +2,8 @@
 //! both formats read the same) in binary frames. One place encodes and decodes both.
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::domain::events::{ClientFrame, FrameHeader, CLIENT_FRAME_TYPES};
 
@@ -49,36 +49,38 @@ pub struct FrameError {
 /// than three levels.
 pub const MAX_MSGPACK_DEPTH: usize = 128;
 
-fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+/// A MessagePack frame as the JSON document it spells, or `None` if it is not one: only string
+/// keys, no binary or extension values, nothing after the value, at most `MAX_MSGPACK_DEPTH` deep.
+///
+/// Frames are read from this document rather than from the bytes because rmp-serde alone also
+/// accepts integers for names (variant and field indices: `[1, 0]` decoded as a `chat_message`),
+/// which no JSON frame can say. Read this way, a MessagePack frame means what the same JSON does.
+fn msgpack_document(bytes: &[u8]) -> Option<Value> {
+    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
     de.set_max_depth(MAX_MSGPACK_DEPTH);
-    T::deserialize(&mut de)
+    let doc = Value::deserialize(&mut de).ok()?;
+    (de.position() == bytes.len() as u64).then_some(doc)
 }
 
 /// Decodes a client frame, or explains what is wrong with it (echoing its `ref` when readable).
 pub fn decode(format: WireFormat, bytes: &[u8]) -> Result<ClientFrame, FrameError> {
-    let parsed = match format {
-        WireFormat::Json => serde_json::from_slice::<ClientFrame>(bytes).map_err(|e| e.to_string()),
-        WireFormat::MessagePack => from_msgpack::<ClientFrame>(bytes).map_err(|e| e.to_string()),
-    };
-    let detail = match parsed {
-        Ok(frame) => return Ok(frame),
-        Err(detail) => detail,
-    };
-    let header = match format {
-        WireFormat::Json => serde_json::from_slice::<FrameHeader>(bytes).ok(),
-        WireFormat::MessagePack => from_msgpack::<FrameHeader>(bytes).ok(),
+    let (detail, header) = match format {
+        WireFormat::Json => match serde_json::from_slice::<ClientFrame>(bytes) {
+            Ok(frame) => return Ok(frame),
+            Err(e) => (e, serde_json::from_slice::<FrameHeader>(bytes).ok()),
+        },
+        WireFormat::MessagePack => {
+            let Some(doc) = msgpack_document(bytes) else {
+                return Err(malformed(format));
+            };
+            match ClientFrame::deserialize(&doc) {
+                Ok(frame) => return Ok(frame),
+                Err(e) => (e, FrameHeader::deserialize(&doc).ok()),
+            }
+        }
     };
     let Some(header) = header else {
-        let what = match format {
-            WireFormat::Json => "JSON object",
-            WireFormat::MessagePack => "MessagePack map",
-        };
-        return Err(FrameError {
-            code: "malformed_frame",
-            message: format!("the frame is not a valid {what}"),
-            reference: None,
-        });
+        return Err(malformed(format));
     };
     let (code, message) = match header.kind.as_deref() {
         None => ("invalid_frame", "the frame has no `type`".to_string()),
@@ -96,6 +98,18 @@ pub fn decode(format: WireFormat, bytes: &[u8]) -> Result<ClientFrame, FrameErro
         message,
         reference: header.reference,
     })
+}
+
+fn malformed(format: WireFormat) -> FrameError {
+    let what = match format {
+        WireFormat::Json => "JSON object",
+        WireFormat::MessagePack => "MessagePack map",
+    };
+    FrameError {
+        code: "malformed_frame",
+        message: format!("the frame is not a valid {what}"),
+        reference: None,
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +186,44 @@ mod tests {
                 "MessagePack {depth} deep: {msgpack:?}"
             );
         }
+    }
+
+    /// rmp-serde reads integers as variant and field names; a frame must spell them as JSON does.
+    #[test]
+    fn messagepack_frames_name_types_and_fields_as_json_does() {
+        // [1, 0]: variant 1 (`chat_message`) with field 0 (`conversation_id`) = 0.
+        let by_index = [0x92, 0x01, 0x00];
+        assert_eq!(
+            decode(WireFormat::MessagePack, &by_index).map_err(|e| e.code),
+            Err("malformed_frame")
+        );
+        assert!(decode(WireFormat::Json, b"[1,0]").is_err());
+        // {"type": "ping", 0: "r"}: field 0 of `ping` is `ref`.
+        let mut key_by_index = vec![0x82, 0xa4];
+        key_by_index.extend_from_slice(b"type\xa4ping\x00\xa1r");
+        assert_eq!(
+            decode(WireFormat::MessagePack, &key_by_index).map_err(|e| e.code),
+            Err("malformed_frame")
+        );
+        // {"type": 6}: variant 6 is `ping`.
+        let mut tag_by_index = vec![0x81, 0xa4];
+        tag_by_index.extend_from_slice(b"type\x06");
+        assert_eq!(
+            decode(WireFormat::MessagePack, &tag_by_index).map_err(|e| e.code),
+            decode(WireFormat::Json, br#"{"type":6}"#).map_err(|e| e.code),
+        );
+    }
+
+    #[test]
+    fn bytes_after_a_messagepack_frame_are_refused_like_after_json() {
+        let mut bytes = rmp_serde::to_vec_named(&serde_json::json!({"type": "ping"})).unwrap();
+        assert!(decode(WireFormat::MessagePack, &bytes).is_ok());
+        bytes.push(0xc0);
+        assert_eq!(
+            decode(WireFormat::MessagePack, &bytes).map_err(|e| e.code),
+            Err("malformed_frame")
+        );
+        assert!(decode(WireFormat::Json, br#"{"type":"ping"} null"#).is_err());
     }
 
     #[test]
