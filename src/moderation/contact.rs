@@ -86,6 +86,7 @@ const AT_SPELLED: &str = r"\s+(?i:at)\s+";
 const URL_TAIL: &str = r#"[^\s<>"'`]"#;
 
 /// The compiled detectors; built once by `Moderator::new`.
+#[derive(Clone)]
 pub(super) struct Contacts {
     phone: Regex,
     /// Dates, year and time ranges, whose digits must not count towards a phone number.

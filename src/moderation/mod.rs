@@ -69,13 +69,33 @@ pub enum ReasonSource {
     Classifier,
 }
 
+/// The rules for `config`, compiled, or the last ones compiled if they were for the same
+/// configuration. Compiling takes about 0.2 s in a debug build (a few ms in release); an engine
+/// started again in the same process (the crash simulation restarts thousands) reuses them.
+/// Regexes are cheap to clone (shared programs).
+fn compiled(config: &ModerationConfig) -> Result<Rules, String> {
+    static LAST: std::sync::Mutex<Option<(String, Rules)>> = std::sync::Mutex::new(None);
+    let key = serde_json::to_string(config).map_err(|e| format!("moderation: {e}"))?;
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((k, rules)) = last.as_ref() {
+        if *k == key {
+            return Ok(rules.clone());
+        }
+    }
+    let rules = Rules::new(config)?;
+    *last = Some((key, rules.clone()));
+    Ok(rules)
+}
+
 impl Moderator {
     /// Compiles the rules and builds the classifier's client. A bad configuration is one line
     /// naming the key.
     pub fn new(config: &ModerationConfig) -> Result<Moderator, String> {
         config.validate()?;
         Ok(Moderator {
-            rules: Rules::new(config)?,
+            rules: compiled(config)?,
             classifier: Classifier::new(&config.classifier)?,
         })
     }

@@ -54,6 +54,7 @@ impl Hit {
     }
 }
 
+#[derive(Clone)]
 pub(super) struct Rules {
     contacts: Contacts,
     /// `None` when the list is empty or the action is `allow`.
