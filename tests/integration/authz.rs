@@ -14,9 +14,9 @@ mod run;
 mod source_routes;
 
 use cells::{
-    anyone, attachment_member, auth_frame, compat_auth_frame, compat_socket, create_conversation,
-    member, message_member, open, operator, refresh_frame, row, socket, Expect, Fresh, Listener,
-    Row, Verb, Who,
+    anyone, anyone_refused, attachment_member, auth_frame, compat_auth_frame, compat_socket,
+    create_conversation, member, message_member, open, operator, refresh_frame, row, socket,
+    Expect, Fresh, Listener, Row, Verb, Who,
 };
 use frames::{frame, FrameRow, Reply};
 
@@ -53,7 +53,7 @@ fn routes() -> Vec<Row> {
         row(Public, Delete, "/api/v1/messages/{msg}", NO, message_member(204)),
         row(Public, Post, "/api/v1/messages/{msg}/flag", r#"{"reason":"matrix"}"#, message_member(202)),
         // Authentication comes before the body: a JSON body is what every caller sends here.
-        row(Public, Post, "/api/v1/attachments", "{}", anyone(415)),
+        row(Public, Post, "/api/v1/attachments", "{}", anyone_refused(415, "unsupported_media_type")),
         row(Public, Get, "/api/v1/attachments/{att}", NO, attachment_member(200)),
         row(Public, Delete, "/api/v1/messages/{msg}?for=me", NO, message_member(204)),
         // For everyone: the sender only; the other participant (the provider) is `not_sender`.
@@ -158,7 +158,7 @@ fn authz_every_warp_route_in_src_has_a_row() {
     for (method, path) in [
         (
             Some("POST"),
-            r#""api" / "v1" / "messages" / String / "flag""#,
+            r#""api" / "v1" / "messages" / String / "pin""#,
         ),
         (Some("DELETE"), r#""conversations" / String"#),
     ] {

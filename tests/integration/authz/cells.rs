@@ -162,6 +162,19 @@ pub fn anyone(status: u16) -> Cells {
     authenticated([ANY_ROLE, ok, ok, ok, OPERATOR_TOKEN_ON_PUBLIC])
 }
 
+/// Any valid token gets past authentication to the same refusal of the body, `status` `code`:
+/// how a route shows that it authenticates before it reads what it is sent.
+pub fn anyone_refused(status: u16, code: &'static str) -> Cells {
+    let refused = Expect::Err(status, code);
+    authenticated([
+        ANY_ROLE,
+        refused,
+        refused,
+        refused,
+        OPERATOR_TOKEN_ON_PUBLIC,
+    ])
+}
+
 /// A conversation's participants only: anyone else (an admin JWT included: operators read
 /// conversations on the admin API) gets `conversation_not_found`, never a hint that it exists.
 pub fn member(status: u16) -> Cells {
