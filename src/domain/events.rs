@@ -11,8 +11,9 @@ use super::ids::Id;
 use super::message::{Message, Status};
 use super::user::ExternalId;
 
-/// A frame from a client.
-#[derive(Debug, Clone, Deserialize)]
+/// A frame from a client. `PartialEq` so tests and fuzz targets can tell that both wire formats
+/// decode a frame to the same thing.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     Auth {
