@@ -28,6 +28,9 @@ pub struct Malformed(pub &'static str);
 /// authors, XMP travels in iTXt) and the modification time.
 const PNG_METADATA: [[u8; 4]; 5] = [*b"eXIf", *b"tEXt", *b"zTXt", *b"iTXt", *b"tIME"];
 
+/// WebP chunks that hold the picture: a lossy or lossless bitstream, or animation frames.
+const WEBP_IMAGE_DATA: [[u8; 4]; 3] = [*b"VP8 ", *b"VP8L", *b"ANMF"];
+
 /// `bytes` without their metadata, for the types that carry it. An image must parse and say how
 /// large it is (a header whose structure is not that of the image is refused).
 pub fn strip(kind: Kind, bytes: Bytes) -> Result<Bytes, Malformed> {
@@ -48,11 +51,23 @@ pub fn strip(kind: Kind, bytes: Bytes) -> Result<Bytes, Malformed> {
         }
         Kind::WebP => {
             let mut webp = WebP::from_bytes(bytes).map_err(|_| Malformed("WebP"))?;
-            // A RIFF container with no image in it parses; it is still not a picture.
+            // A RIFF container with no image in it parses; it is still not a picture. Nor is a
+            // VP8X header alone: it states a canvas size but carries no pixels (and img-parts
+            // drops it when nothing extended follows, leaving an empty container).
             webp.dimensions().ok_or(Malformed("WebP"))?;
+            if !webp
+                .chunks()
+                .iter()
+                .any(|c| WEBP_IMAGE_DATA.contains(&c.id()))
+            {
+                return Err(Malformed("WebP"));
+            }
             webp.remove_chunks_by_id(*b"XMP ");
-            // Also rewrites the VP8X header's flags to say there is no EXIF (or XMP) left.
+            // Also rewrites the VP8X header's flags to say there is no EXIF (or XMP) left, and
+            // drops the VP8X header when nothing extended is left: the size must then be read
+            // from the bitstream, which a file may have got wrong behind a valid VP8X.
             webp.set_exif(None);
+            webp.dimensions().ok_or(Malformed("WebP"))?;
             Ok(webp.encoder().bytes())
         }
         Kind::Gif | Kind::Pdf => Ok(bytes),
@@ -143,5 +158,26 @@ mod tests {
         assert!(strip(Kind::Jpeg, fake).is_err());
         assert!(strip(Kind::Png, Bytes::from_static(b"\x89PNG\r\n\x1a\nxx")).is_err());
         assert!(strip(Kind::WebP, Bytes::from_static(b"RIFF\x04\0\0\0WEBP")).is_err());
+    }
+
+    #[test]
+    fn a_webp_header_without_a_picture_is_refused() {
+        // A VP8X header alone says how large the canvas is, but there is no image data;
+        // stripping then removed the header as well (img-parts drops a VP8X with nothing
+        // extended after it) and stored an empty RIFF container as a WebP.
+        let mut header_only = b"RIFF\x16\0\0\0WEBPVP8X\x0a\0\0\0".to_vec();
+        header_only.extend_from_slice(&[0, 0, 0, 0, 7, 0, 0, 7, 0, 0]);
+        assert!(strip(Kind::WebP, Bytes::from(header_only)).is_err());
+        // With an EXIF block beside it, which the strip removes, it is still no picture.
+        let mut with_exif = b"RIFF\x24\0\0\0WEBPVP8X\x0a\0\0\0".to_vec();
+        with_exif.extend_from_slice(&[0x08, 0, 0, 0, 7, 0, 0, 7, 0, 0]);
+        with_exif.extend_from_slice(b"EXIF\x06\0\0\0MM\0*\0\0");
+        assert!(strip(Kind::WebP, Bytes::from(with_exif)).is_err());
+        // Found by the fuzzer too: a VP8X header saying 8x8 in front of a VP8 bitstream whose
+        // frame header is corrupt. Accepted on the VP8X's word, it lost that header with its EXIF
+        // and was stored as a file that states no size (and that a second check refuses).
+        assert!(strip(Kind::WebP, fixture("bad-vp8.webp")).is_err());
+        // The fixture, which has its bitstream, still passes.
+        assert!(strip(Kind::WebP, fixture("exif.webp")).is_ok());
     }
 }
