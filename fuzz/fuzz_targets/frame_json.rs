@@ -1,0 +1,7 @@
+//! A WebSocket text frame: JSON, decoded as the socket decodes it (see `switchboard_fuzz`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use switchboard::wire::WireFormat;
+
+fuzz_target!(|data: &[u8]| switchboard_fuzz::check_frame(WireFormat::Json, data));
