@@ -172,6 +172,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             })
         },
     ];
+    let mut chores = chores;
+    chores.extend(start_dispatcher(&engine, signal.clone()));
     tracing::info!(%http_addr, %admin_addr, "switchboard started");
     Ok(Server {
         http_addr,
@@ -183,6 +185,40 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         supervisor,
         supervisor_done,
     })
+}
+
+/// Starts the notification dispatcher when e-mail or webhooks are configured, and says in the log
+/// what is on.
+fn start_dispatcher(
+    engine: &EngineRef,
+    stop: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let n = &engine.notifier;
+    if n.email.enabled() {
+        tracing::info!(
+            delay_secs = n.email.delay_secs,
+            "e-mail notifications are on (Brevo)"
+        );
+    } else {
+        tracing::info!("e-mail notifications are off: email.brevo_api_key is not set");
+    }
+    if n.webhooks.enabled() {
+        tracing::info!(url = %n.webhooks.url, "webhooks are on");
+    }
+    if !n.enabled() {
+        return None;
+    }
+    let handoff = engine.handoff.lock().ok()?.take()?;
+    let deps = crate::notify::dispatch::Deps {
+        store: engine.store.clone(),
+        registry: engine.registry.clone(),
+        notifier: engine.notifier.clone(),
+        metrics: engine.metrics.clone(),
+        client: crate::notify::dispatch::client(),
+    };
+    Some(tokio::spawn(crate::notify::dispatch::run(
+        deps, handoff, stop,
+    )))
 }
 
 /// Forgets the `client_msg_id`s of messages older than the dedupe window at `now_ms`.

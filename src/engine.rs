@@ -21,6 +21,8 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::moderation::queue::{ModerationQueue, Report, ReportSource};
 use crate::moderation::{Moderator, ReasonSource, Verdict};
+use crate::notify::claims::Claims;
+use crate::notify::{Notifier, Pending};
 use crate::ratelimit::RateLimiter;
 use crate::storage::Store;
 
@@ -49,6 +51,13 @@ pub struct Engine {
     pub moderator: Moderator,
     /// Messages waiting for a moderator (shared with the conversation actors).
     pub queue: Arc<ModerationQueue>,
+    /// Builds the notifications a change causes (shared with the conversation actors).
+    pub notifier: Arc<Notifier>,
+    /// Where the dispatcher (`notify::dispatch::run`, started by `app.rs`) takes durable
+    /// notifications from; taken once.
+    pub handoff: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Pending>>>,
+    /// E-mail addresses from tokens, kept for mails to users who are offline.
+    pub claims: Claims,
     pub started: Instant,
 }
 
@@ -127,6 +136,14 @@ impl Engine {
         }
     }
 
+    /// Notes what a verified token says that later work needs (its e-mail address, for mails
+    /// while the user is offline). Costs nothing unless e-mail is configured.
+    pub fn saw(&self, principal: &crate::domain::user::Principal) {
+        if self.notifier.email.enabled() {
+            self.claims.saw(principal);
+        }
+    }
+
     /// Hands a request to a conversation's actor without waiting (its reply goes to a socket).
     pub async fn to_conversation(&self, id: Id, msg: ConversationMsg) {
         self.registry
@@ -146,6 +163,9 @@ impl Engine {
         let moderator = Moderator::new(&config.moderation).map_err(ConfigError)?;
         let queue = Arc::new(ModerationQueue::new(store.clone()));
         let ids = Arc::new(IdGenerator::new(config.node_id));
+        let (notifier, handoff) =
+            Notifier::new(config.email.clone(), config.webhooks.clone(), ids.clone());
+        let notifier = Arc::new(notifier);
         let limits = &config.limits;
         let limiter = Arc::new(RateLimiter::with_burst(
             limits.messages_per_minute,
@@ -165,6 +185,7 @@ impl Engine {
             metrics: metrics.clone(),
             registry: registry.clone(),
             queue: queue.clone(),
+            notifier: notifier.clone(),
             limits: ConversationLimits {
                 max_text_chars: config.limits.max_text_chars,
                 idle: Duration::from_secs(config.realtime.conversation_idle_secs.max(1)),
@@ -182,6 +203,9 @@ impl Engine {
             config.attachments.clone(),
         );
         Ok(Arc::new(Engine {
+            claims: Claims::new(store.clone()),
+            notifier,
+            handoff: std::sync::Mutex::new(Some(handoff)),
             attachments,
             moderator,
             queue,

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod moderation;
+pub mod notify;
 pub mod ratelimit;
 pub mod storage;
 pub mod telemetry;

@@ -92,6 +92,8 @@ fn main() -> ExitCode {
             &mut shown.auth.jwt_secret,
             &mut shown.admin.token,
             &mut shown.moderation.classifier.api_key,
+            &mut shown.email.brevo_api_key,
+            &mut shown.webhooks.secret,
         ] {
             if !secret.is_empty() {
                 *secret = "<set>".into();

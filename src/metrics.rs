@@ -20,6 +20,15 @@ pub struct Metrics {
     pub actor_failures: AtomicU64,
     pub store_errors: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Notifications (webhooks and e-mails) waiting in the outbox or in flight, as the dispatcher
+    /// last saw them.
+    pub outbox_depth: AtomicI64,
+    pub notifications_sent: AtomicU64,
+    /// Due e-mails that had nothing to say any more (read in time, recipient online, opted out).
+    pub notifications_skipped: AtomicU64,
+    pub notification_failures: AtomicU64,
+    pub notification_retries: AtomicU64,
+    pub notifications_dead: AtomicU64,
     /// (second, messages_stored) samples over the last minute, for the rate. Touched once a
     /// second by the sampler and on stats requests; never on the message path.
     window: Mutex<VecDeque<(Instant, u64)>>,
@@ -32,6 +41,11 @@ impl Metrics {
 
     pub fn gauge(g: &AtomicI64, delta: i64) {
         g.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    pub fn set_outbox_depth(&self, n: usize) {
+        self.outbox_depth
+            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     /// Records the current message count; call once a second.
@@ -141,6 +155,42 @@ impl Metrics {
             "counter",
             "Messages refused by the per-user budget.",
             c(&self.rate_limited),
+        );
+        line(
+            "switchboard_outbox_depth",
+            "gauge",
+            "Notifications waiting in the outbox or being delivered.",
+            g(&self.outbox_depth),
+        );
+        line(
+            "switchboard_notifications_sent_total",
+            "counter",
+            "Webhooks and e-mails delivered.",
+            c(&self.notifications_sent),
+        );
+        line(
+            "switchboard_notifications_skipped_total",
+            "counter",
+            "Due e-mails not sent: read in time, recipient online, opted out or no address.",
+            c(&self.notifications_skipped),
+        );
+        line(
+            "switchboard_notification_failures_total",
+            "counter",
+            "Failed delivery attempts.",
+            c(&self.notification_failures),
+        );
+        line(
+            "switchboard_notification_retries_total",
+            "counter",
+            "Deliveries scheduled again after a failure.",
+            c(&self.notification_retries),
+        );
+        line(
+            "switchboard_notifications_dead_total",
+            "counter",
+            "Notifications given up after their last attempt (dead letters).",
+            c(&self.notifications_dead),
         );
         line(
             "switchboard_messages_per_second",

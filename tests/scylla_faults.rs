@@ -308,6 +308,7 @@ fn write(seq: u64) -> ConversationWrite {
         doc,
         unread_of: None,
         moved_from: Some(99 + seq as i64),
+        items: Vec::new(),
     }
 }
 

@@ -144,6 +144,7 @@ async fn append(store: &Arc<dyn Store>, d: &mut ConversationDoc, n: u64) {
                 message: Some(m),
                 unread_of: Some(Side::Provider),
                 moved_from: Some(moved_from),
+                items: Vec::new(),
             },
         ));
     }
@@ -176,6 +177,7 @@ async fn directory_round_trips() {
             name: "U".into(),
             email: None,
             role: Role::Provider,
+            notify_email: false,
         };
         store.put_user(&u).await.unwrap();
         assert_eq!(store.get_user(&ext("u1")).await.unwrap(), Some(u), "{name}");
@@ -344,6 +346,7 @@ async fn conversation_lists_are_by_activity_with_cursor_and_archive_filter() {
                 message: None,
                 unread_of: None,
                 moved_from: None,
+                items: Vec::new(),
             },
         )
         .await
@@ -534,6 +537,89 @@ async fn items_are_addressed_ordered_within_a_partition_and_deleted() {
     }
 }
 
+/// Items ride with the writes that cause them (notifications in the outbox): with a conversation
+/// write, with a creation (and not when the conversation already existed), and several puts and
+/// deletes as one write.
+#[tokio::test]
+async fn items_are_written_with_the_write_that_causes_them() {
+    use switchboard::storage::items::{Item, ItemKind};
+    let note = |k: u8| Item {
+        kind: ItemKind::Notification,
+        partition: String::new(),
+        key: vec![k],
+        value: vec![k, k],
+    };
+    for (name, store, _dir) in stores().await {
+        let mut d = doc(41, "ivy", 2_000);
+        let (_, created) = store
+            .create_conversation_with(d.clone(), None, &[note(1)])
+            .await
+            .unwrap();
+        assert!(created, "{name}");
+        let (_, created) = store
+            .create_conversation_with(d.clone(), None, &[note(2)])
+            .await
+            .unwrap();
+        assert!(!created, "{name}");
+        let seq = 1;
+        let m = message(41, seq, "ivy", None);
+        let moved_from = d.state.activity_ms;
+        d.state.last_seq = seq;
+        d.state.activity_ms = m.created_at;
+        let write = ConversationWrite {
+            doc: d.clone(),
+            message: Some(m),
+            unread_of: None,
+            moved_from: Some(moved_from),
+            items: vec![note(3), note(4)],
+        };
+        submit(&store, write).await.unwrap().unwrap();
+        let keys = |items: Vec<Item>| items.into_iter().map(|i| i.key[0]).collect::<Vec<_>>();
+        let outbox = store
+            .list_items(ItemKind::Notification, "", None, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(outbox.clone()),
+            vec![1, 3, 4],
+            "{name}: none for the existing one"
+        );
+        assert_eq!(outbox[2].value, vec![4, 4], "{name}");
+        let dead = Item {
+            kind: ItemKind::DeadLetter,
+            ..note(3)
+        };
+        store
+            .write_items(
+                &[dead],
+                &[
+                    (ItemKind::Notification, String::new(), vec![3]),
+                    (ItemKind::Notification, String::new(), vec![9]),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(
+                store
+                    .list_items(ItemKind::Notification, "", None, 10)
+                    .await
+                    .unwrap()
+            ),
+            vec![1, 4],
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .get_item(ItemKind::DeadLetter, "", &[3])
+                .await
+                .unwrap(),
+            Some(vec![3, 3]),
+            "{name}"
+        );
+    }
+}
+
 /// Moves `d` to `activity` (as a new message would) and writes it.
 async fn touch(store: &Arc<dyn Store>, d: &mut ConversationDoc, activity: i64) {
     let moved_from = d.state.activity_ms;
@@ -545,6 +631,7 @@ async fn touch(store: &Arc<dyn Store>, d: &mut ConversationDoc, activity: i64) {
             message: None,
             unread_of: None,
             moved_from: Some(moved_from),
+            items: Vec::new(),
         },
     )
     .await
@@ -647,6 +734,7 @@ async fn long_lists_page_in_exact_activity_order() {
                     message: None,
                     unread_of: None,
                     moved_from: None,
+                    items: Vec::new(),
                 },
             )
             .await
@@ -888,6 +976,7 @@ async fn settle_answers_after_every_earlier_write() {
                     message: Some(m),
                     unread_of: None,
                     moved_from: None,
+                    items: Vec::new(),
                 },
             ));
         }

@@ -28,6 +28,12 @@ pub struct Config {
     /// optional external classifier.
     #[serde(default)]
     pub moderation: crate::moderation::ModerationConfig,
+    /// E-mail to recipients who stayed offline with unread messages (Brevo).
+    #[serde(default)]
+    pub email: crate::notify::EmailConfig,
+    /// Signed events to the marketplace backend.
+    #[serde(default)]
+    pub webhooks: crate::notify::WebhooksConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,6 +302,8 @@ impl Default for Config {
                 s3_endpoint: String::new(),
             },
             moderation: Default::default(),
+            email: Default::default(),
+            webhooks: Default::default(),
         }
     }
 }
@@ -455,6 +463,7 @@ impl Config {
             );
         }
         self.moderation.validate().map_err(ConfigError)?;
+        crate::notify::config::validate(&self.email, &self.webhooks)?;
         Ok(())
     }
 }

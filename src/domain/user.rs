@@ -103,6 +103,13 @@ pub struct UserProfile {
     #[serde(default)]
     pub email: Option<String>,
     pub role: Role,
+    /// `false`: no unread-message e-mails to this user.
+    #[serde(default = "yes")]
+    pub notify_email: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -256,6 +256,7 @@ async fn attach(
     principal: &Principal,
     handle: &SocketHandle,
 ) -> Option<ractor::ActorRef<SessionMsg>> {
+    engine.saw(principal);
     for _ in 0..3 {
         let session = engine
             .registry

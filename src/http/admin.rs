@@ -115,6 +115,9 @@ struct UserBody {
     #[serde(default)]
     email: Option<String>,
     role: Role,
+    /// Unread-message e-mails; absent means yes (API.md).
+    #[serde(default)]
+    notify_email: Option<bool>,
 }
 
 async fn put_user(
@@ -131,11 +134,38 @@ async fn put_user(
                 "name must be 1 to 200 characters",
             ));
         }
+        let email = body
+            .email
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty());
+        if let Some(e) = &email {
+            let (local, domain) = e.split_once('@').unwrap_or(("", ""));
+            if local.is_empty()
+                || domain.is_empty()
+                || e.len() > 254
+                || e.chars().any(char::is_whitespace)
+            {
+                return Err(ApiError::unprocessable(
+                    "invalid_email",
+                    "email must be an address like name@example.com",
+                ));
+            }
+        }
+        let id = external_id(&id)?;
+        let notify_email = match body.notify_email {
+            Some(n) => n,
+            None => engine
+                .store
+                .get_user(&id)
+                .await?
+                .is_none_or(|u| u.notify_email),
+        };
         let user = UserProfile {
-            id: external_id(&id)?,
+            id,
             name,
-            email: body.email.filter(|e| !e.is_empty()),
+            email,
             role: body.role,
+            notify_email,
         };
         engine.store.put_user(&user).await?;
         Ok(json(StatusCode::OK, &user))

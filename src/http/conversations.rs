@@ -20,6 +20,7 @@ use crate::domain::Id;
 use crate::engine::EngineRef;
 use crate::error::ApiError;
 use crate::moderation::queue::Report;
+use crate::notify::Notifier;
 
 pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = engine.config.limits.max_body_bytes;
@@ -257,9 +258,11 @@ async fn create_inner(
         deleted: false,
     };
     doc.append(Side::Customer, &first);
+    let flag_rules: Vec<String> = flags.iter().map(|r| r.reason.clone()).collect();
+    let notices = engine.notifier.on_created(&doc, Some(&first), &flag_rules);
     let (stored, created) = match engine
         .store
-        .create_conversation(doc, Some(first.clone()))
+        .create_conversation_with(doc, Some(first.clone()), &Notifier::items(&notices))
         .await
     {
         Ok(answer) => answer,
@@ -276,6 +279,7 @@ async fn create_inner(
         engine.creations.refund(&p.user_id);
         return append_to_existing(&engine, &p, stored.record.id, body, flags).await;
     }
+    engine.notifier.committed(notices);
     if !flags.is_empty() {
         if let Err(e) = engine.queue.flag(first.id, stored.record.id, flags).await {
             tracing::warn!(conversation_id = %stored.record.id, message_id = %first.id, error = %e, "flagged message not queued for review");

@@ -13,6 +13,7 @@ pub mod messages;
 pub mod moderation;
 pub mod reply;
 pub mod services;
+pub mod webhooks;
 
 use tokio::sync::watch;
 use warp::http::StatusCode;
@@ -74,6 +75,8 @@ pub fn admin(
         .or(services::admin_routes(engine.clone()))
         .unify()
         .or(moderation::admin_routes(engine.clone()))
+        .unify()
+        .or(webhooks::admin_routes(engine.clone()))
         .unify()
         .or(admin::routes(engine))
         .unify()

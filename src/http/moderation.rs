@@ -21,6 +21,7 @@ use crate::domain::Id;
 use crate::engine::EngineRef;
 use crate::error::ApiError;
 use crate::moderation::queue::{QueueEntry, Report, ReportSource};
+use crate::notify::Notifier;
 
 /// Longest reason a participant may give.
 const MAX_REASON_CHARS: usize = 500;
@@ -105,7 +106,14 @@ async fn flag(
             .await
             .map_err(|_| ApiError::message_not_found())?;
         let report = Report::now(ReportSource::User, reason, Some(p.user_id.clone()));
-        engine.queue.flag(m.id, m.conversation_id, vec![report]).await?;
+        let notices = engine
+            .notifier
+            .on_flagged(&m, "user", &[reason.to_string()]);
+        engine
+            .queue
+            .flag_with(m.id, m.conversation_id, vec![report], &Notifier::items(&notices))
+            .await?;
+        engine.notifier.committed(notices);
         tracing::info!(conversation_id = %m.conversation_id, message_id = %m.id, user_id = %p.user_id, "message flagged");
         Ok(json(
             StatusCode::ACCEPTED,

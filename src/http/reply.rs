@@ -66,7 +66,9 @@ fn authenticate(
         presented.check_origin(headers, &engine.config.http.allowed_origins)?;
     }
     let ip = client_ip(peer, headers, &engine.config.http.client_ip_header);
-    engine.authenticate_from(ip, |auth| auth.verify(&presented.token))
+    let principal = engine.authenticate_from(ip, |auth| auth.verify(&presented.token))?;
+    engine.saw(&principal);
+    Ok(principal)
 }
 
 /// A JSON body of type `T`: broken JSON is 400, the wrong shape 422, too large 413. An empty body

@@ -77,6 +77,18 @@ impl ModerationQueue {
         conversation_id: Id,
         reports: Vec<Report>,
     ) -> StoreResult<()> {
+        self.flag_with(message_id, conversation_id, reports, &[])
+            .await
+    }
+
+    /// `flag`, with `with` written in the same atomic write (the `message.flagged` notification).
+    pub async fn flag_with(
+        &self,
+        message_id: Id,
+        conversation_id: Id,
+        reports: Vec<Report>,
+        with: &[Item],
+    ) -> StoreResult<()> {
         let _guard = self.locks[(message_id.0 % SHARDS as u64) as usize]
             .lock()
             .await;
@@ -98,14 +110,14 @@ impl ModerationQueue {
                 entry.reports.push(r);
             }
         }
-        self.store
-            .put_item(&Item {
-                kind: ItemKind::Flag,
-                partition: QUEUE.into(),
-                key: key.to_vec(),
-                value: codec::encode(&entry),
-            })
-            .await
+        let mut puts = vec![Item {
+            kind: ItemKind::Flag,
+            partition: QUEUE.into(),
+            key: key.to_vec(),
+            value: codec::encode(&entry),
+        }];
+        puts.extend_from_slice(with);
+        self.store.write_items(&puts, &[]).await
     }
 
     /// Up to `limit` entries, oldest message first, after the message `after`.

@@ -28,14 +28,24 @@ pub enum ItemKind {
     PendingUpload,
     /// A message waiting for a moderator. Partition: empty (one queue); key: the message id.
     Flag,
+    /// A notification on its way out (the outbox, `notify/`). Partition: empty; key: the
+    /// notification id, big-endian, so the outbox lists in creation order.
+    Notification,
+    /// A notification given up after its last attempt. Same addressing as `Notification`.
+    DeadLetter,
+    /// The e-mail address a user's token last claimed. Partition: empty; key: the user id.
+    EmailClaim,
 }
 
 impl ItemKind {
-    pub const ALL: [ItemKind; 4] = [
+    pub const ALL: [ItemKind; 7] = [
         ItemKind::Attachment,
         ItemKind::AttachmentLink,
         ItemKind::PendingUpload,
         ItemKind::Flag,
+        ItemKind::Notification,
+        ItemKind::DeadLetter,
+        ItemKind::EmailClaim,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +54,9 @@ impl ItemKind {
             ItemKind::AttachmentLink => "attachment_link",
             ItemKind::PendingUpload => "pending_upload",
             ItemKind::Flag => "flag",
+            ItemKind::Notification => "notification",
+            ItemKind::DeadLetter => "dead_letter",
+            ItemKind::EmailClaim => "email_claim",
         }
     }
 
@@ -60,6 +73,9 @@ pub struct Item {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
 }
+
+/// Where an item is, for a write that removes it.
+pub type ItemAddress = (ItemKind, String, Vec<u8>);
 
 /// The longest partition name a store accepts: partitions are ids and days, never user text.
 pub const MAX_PARTITION: usize = 255;

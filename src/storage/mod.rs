@@ -26,7 +26,7 @@ use crate::domain::conversation::{ConversationDoc, ConversationRecord, Side};
 use crate::domain::message::StoredMessage;
 use crate::domain::user::{ExternalId, Service, UserProfile};
 use crate::domain::Id;
-use items::{Item, ItemKind};
+use items::{Item, ItemAddress, ItemKind};
 use records::{Record, ScanPage, Table};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -83,6 +83,9 @@ pub struct ConversationWrite {
     /// moves it (a new message): the store drops that entry of both participants' activity-ordered
     /// lists and adds one at `doc.state.activity_ms`. `None` when the lists do not move.
     pub moved_from: Option<i64>,
+    /// Items written in the same atomic write: what the change causes and must not exist without
+    /// it, or be lost without it (notifications in the outbox).
+    pub items: Vec<Item>,
 }
 
 /// How long a `client_msg_id` identifies a message: a retry within this window gets the original.
@@ -134,6 +137,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         doc: ConversationDoc,
         first: Option<StoredMessage>,
+    ) -> StoreResult<(ConversationDoc, bool)> {
+        self.create_conversation_with(doc, first, &[]).await
+    }
+    /// `create_conversation`, with `items` written in the same atomic write when the
+    /// conversation is created now (and not at all when it existed).
+    async fn create_conversation_with(
+        &self,
+        doc: ConversationDoc,
+        first: Option<StoredMessage>,
+        items: &[Item],
     ) -> StoreResult<(ConversationDoc, bool)>;
     async fn find_conversation(
         &self,
@@ -226,6 +239,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Vec<u8>>>;
     /// Removes an item if there is one. Durable when it returns.
     async fn delete_item(&self, kind: ItemKind, partition: &str, key: &[u8]) -> StoreResult<()>;
+    /// Writes `puts` and removes `deletes` in one atomic write (all or none after a crash).
+    /// Durable when it returns.
+    async fn write_items(&self, puts: &[Item], deletes: &[ItemAddress]) -> StoreResult<()>;
     /// Up to `limit` items of one partition in key order, starting after the key `after`.
     async fn list_items(
         &self,

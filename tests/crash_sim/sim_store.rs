@@ -34,7 +34,7 @@ use switchboard::domain::conversation::ConversationDoc;
 use switchboard::domain::message::StoredMessage;
 use switchboard::domain::user::{ExternalId, Service, UserProfile};
 use switchboard::domain::Id;
-use switchboard::storage::items::{Item, ItemKind};
+use switchboard::storage::items::{Item, ItemAddress, ItemKind};
 use switchboard::storage::records::{Record, ScanPage, Table};
 use switchboard::storage::{
     participants, BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store,
@@ -273,9 +273,17 @@ impl DiskState {
 }
 
 impl Durable {
+    fn put_item(&mut self, item: &Item) {
+        let address = (item.kind.name(), item.partition.clone(), item.key.clone());
+        self.items.insert(address, item.value.clone());
+    }
+
     fn apply(&mut self, w: &ConversationWrite) {
         let doc = &w.doc;
         let cid = doc.record.id;
+        for item in &w.items {
+            self.put_item(item);
+        }
         self.conversations.insert(cid, doc.clone());
         if let Some(m) = &w.message {
             self.messages.insert((cid, m.seq), m.clone());
@@ -316,6 +324,7 @@ impl Durable {
             message: first,
             unread_of,
             moved_from: None,
+            items: Vec::new(),
         });
         for (_, user) in participants(doc) {
             self.user_conversations
@@ -384,10 +393,11 @@ impl Store for SimStore {
         self.read(|d| d.users.get(id).cloned())
     }
 
-    async fn create_conversation(
+    async fn create_conversation_with(
         &self,
         doc: ConversationDoc,
         first: Option<StoredMessage>,
+        items: &[Item],
     ) -> StoreResult<(ConversationDoc, bool)> {
         let mut s = self.writable()?;
         if let Some(id) = s.durable.conversation_keys.get(&Durable::key(&doc)) {
@@ -396,6 +406,9 @@ impl Store for SimStore {
             }
         }
         s.durable.create(&doc, first);
+        for item in items {
+            s.durable.put_item(item);
+        }
         Ok((doc, true))
     }
 
@@ -579,11 +592,20 @@ impl Store for SimStore {
     }
 
     async fn put_item(&self, item: &Item) -> StoreResult<()> {
-        let address = (item.kind.name(), item.partition.clone(), item.key.clone());
-        self.writable()?
-            .durable
-            .items
-            .insert(address, item.value.clone());
+        self.writable()?.durable.put_item(item);
+        Ok(())
+    }
+
+    async fn write_items(&self, puts: &[Item], deletes: &[ItemAddress]) -> StoreResult<()> {
+        let mut s = self.writable()?;
+        for item in puts {
+            s.durable.put_item(item);
+        }
+        for (kind, partition, key) in deletes {
+            s.durable
+                .items
+                .remove(&(kind.name(), partition.clone(), key.clone()));
+        }
         Ok(())
     }
 

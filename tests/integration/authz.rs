@@ -15,8 +15,8 @@ mod source_routes;
 
 use cells::{
     anyone, anyone_refused, attachment_member, auth_frame, compat_auth_frame, compat_socket,
-    create_conversation, member, message_member, open, operator, refresh_frame, row, socket,
-    Expect, Fresh, Listener, Row, Verb, Who,
+    create_conversation, member, message_member, open, operator, operator_refused, refresh_frame,
+    row, socket, Expect, Fresh, Listener, Row, Verb, Who,
 };
 use frames::{frame, FrameRow, Reply};
 
@@ -71,6 +71,9 @@ fn routes() -> Vec<Row> {
         row(Admin, Get, "/metrics", NO, operator(200)),
         row(Admin, Get, "/admin/v1/moderation/queue", NO, operator(200)),
         row(Admin, Post, "/admin/v1/messages/{msg}/moderation", r#"{"action":"approve"}"#, operator(204)),
+        row(Admin, Get, "/admin/v1/webhooks/dead", NO, operator(200)),
+        // No dead letters in this world: operators learn that, nobody else gets that far.
+        row(Admin, Post, "/admin/v1/webhooks/dead/{dead}/retry", NO, operator_refused(404, "notification_not_found")),
         // Socket upgrades, each way a token can come.
         row(Public, Ws, "/ws", NO, socket()),
         row(Public, WsQuery, "/ws", NO, socket()),

@@ -35,14 +35,20 @@ fn service() -> impl Strategy<Value = Service> {
 }
 
 fn user_profile() -> impl Strategy<Value = UserProfile> {
-    (external_id(), text(), prop::option::of(text()), role()).prop_map(|(id, name, email, role)| {
-        UserProfile {
+    (
+        external_id(),
+        text(),
+        prop::option::of(text()),
+        role(),
+        any::<bool>(),
+    )
+        .prop_map(|(id, name, email, role, notify_email)| UserProfile {
             id,
             name,
             email,
             role,
-        }
-    })
+            notify_email,
+        })
 }
 
 /// `decode(encode(v)) == v`, with the value in the failure message.

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::{ReadState, SendOutcome};
+use super::{ConversationDeps, ReadState, SendOutcome};
 use crate::actors::outbox::{Outgoing, Reply};
 use crate::actors::registry::Registry;
 use crate::actors::user_session::SessionMsg;
@@ -17,6 +17,7 @@ use crate::domain::message::{Status, StoredMessage};
 use crate::domain::Id;
 use crate::error::ApiError;
 use crate::moderation::queue::{ModerationQueue, Report};
+use crate::notify::Pending;
 
 pub enum Effect {
     Message {
@@ -29,6 +30,8 @@ pub enum Effect {
         announce: bool,
         /// Moderation reports to queue once the message is durable.
         flags: Vec<Report>,
+        /// Its notifications, written with it: handed to the dispatcher once durable.
+        notices: Vec<Pending>,
     },
     /// A retry of a message still being written: answered right after the original.
     Duplicate {
@@ -52,6 +55,7 @@ pub enum Effect {
     Deleted {
         message: Id,
         reply: Reply<()>,
+        notices: Vec<Pending>,
     },
 }
 
@@ -70,7 +74,8 @@ impl Effect {
     }
 
     /// Answers the request and tells both participants, from `doc`, the state after the write.
-    pub fn release(self, doc: &ConversationDoc, registry: &Registry, queue: &Arc<ModerationQueue>) {
+    pub fn release(self, doc: &ConversationDoc, deps: &ConversationDeps) {
+        let (registry, queue) = (&deps.registry, &deps.queue);
         let id = doc.record.id;
         match self {
             Effect::Message {
@@ -81,7 +86,9 @@ impl Effect {
                 recipient_unread,
                 announce,
                 flags,
+                notices,
             } => {
+                deps.notifier.committed(notices);
                 if !flags.is_empty() {
                     queue_flags(queue, &message, flags);
                 }
@@ -141,7 +148,12 @@ impl Effect {
                 });
                 registry.to_user(doc.record.user(side.other()), ev, None);
             }
-            Effect::Deleted { message, reply } => {
+            Effect::Deleted {
+                message,
+                reply,
+                notices,
+            } => {
+                deps.notifier.committed(notices);
                 let ev = Outgoing::new(ServerEvent::MessageDeleted {
                     conversation_id: id,
                     message_id: message,

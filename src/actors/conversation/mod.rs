@@ -59,6 +59,8 @@ pub struct ConversationDeps {
     pub limits: ConversationLimits,
     /// Where flagged messages go once they are durable.
     pub queue: Arc<ModerationQueue>,
+    /// The notifications (outbox items) a write causes, and their hand-off once it is durable.
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 #[derive(Debug, Clone)]
@@ -441,7 +443,7 @@ impl ConversationState {
                         .remove(&(message.sender_id.clone(), c.clone()));
                 }
             }
-            effect.release(&self.doc, &self.deps.registry, &self.deps.queue);
+            effect.release(&self.doc, &self.deps);
         }
     }
 

@@ -16,6 +16,7 @@ use crate::domain::message::{validate_text, StoredMessage};
 use crate::domain::user::ExternalId;
 use crate::domain::Id;
 use crate::error::ApiError;
+use crate::notify::Notifier;
 use crate::storage::{ConversationWrite, SeqRange, DEDUPE_WINDOW_MS};
 
 /// Messages read per page when counting unread messages after a partial mark-read.
@@ -73,11 +74,17 @@ impl ConversationState {
         };
         let mut next = self.doc.clone();
         let appended = next.append(side, &message);
+        let flag_rules: Vec<String> = req.flags.iter().map(|r| r.reason.clone()).collect();
+        let notices =
+            self.deps
+                .notifier
+                .on_message(&next, &message, appended.recipient_unread, &flag_rules);
         let write = ConversationWrite {
             doc: next,
             message: Some(message.clone()),
             unread_of: Some(side.other()),
             moved_from: Some(appended.moved_from),
+            items: Notifier::items(&notices),
         };
         let dedupe_key = message
             .client_msg_id
@@ -91,6 +98,7 @@ impl ConversationState {
             reply: req.reply,
             recipient_unread: appended.recipient_unread,
             flags: req.flags,
+            notices,
         };
         let sender = message.sender_id.clone();
         if self.submit(myself, write, effect).is_err() {
@@ -202,6 +210,7 @@ impl ConversationState {
             message: None,
             unread_of: Some(side),
             moved_from: None,
+            items: Vec::new(),
         };
         let effect = Effect::Read {
             side,
@@ -239,6 +248,7 @@ impl ConversationState {
             message: None,
             unread_of: None,
             moved_from: None,
+            items: Vec::new(),
         };
         let effect = Effect::Delivered {
             side,
@@ -308,6 +318,7 @@ impl ConversationState {
             message: None,
             unread_of: None,
             moved_from: None,
+            items: Vec::new(),
         };
         let _ = self.submit(myself, write, Effect::Archived { side, reply });
     }
@@ -342,7 +353,7 @@ impl ConversationState {
                 "messages can be deleted for everyone only within the configured window",
             ));
         }
-        self.tombstone(myself, m, reply);
+        self.tombstone(myself, m, "sender", reply);
     }
 
     /// A moderator's removal: the same tombstone as "delete for everyone", without the sender and
@@ -355,7 +366,7 @@ impl ConversationState {
     ) {
         match self.released_message(message).await {
             Ok(m) if m.deleted => answer(reply, ()),
-            Ok(m) => self.tombstone(myself, m, reply),
+            Ok(m) => self.tombstone(myself, m, "moderator", reply),
             Err(_) => reply.fail(ApiError::message_not_found()),
         }
     }
@@ -365,17 +376,25 @@ impl ConversationState {
         &mut self,
         myself: &ActorRef<ConversationMsg>,
         mut m: StoredMessage,
+        by: &str,
         reply: Reply<()>,
     ) {
         let message = m.id;
         let mut next = self.doc.clone();
         next.tombstone(&mut m);
+        let notices = self.deps.notifier.on_deleted(self.id(), message, by);
         let write = ConversationWrite {
             doc: next,
             message: Some(m),
             unread_of: None,
             moved_from: None,
+            items: Notifier::items(&notices),
         };
-        let _ = self.submit(myself, write, Effect::Deleted { message, reply });
+        let effect = Effect::Deleted {
+            message,
+            reply,
+            notices,
+        };
+        let _ = self.submit(myself, write, effect);
     }
 }

@@ -1,7 +1,7 @@
 //! The conversation actor driven through the real registry over a real embedded store, with a
 //! thin wrapper that can refuse or stall writes the way a full queue or a stuck disk would.
 
-use crate::storage::items::{Item, ItemKind};
+use crate::storage::items::{Item, ItemAddress, ItemKind};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,12 +57,13 @@ impl Store for FaultyStore {
     async fn get_user(&self, id: &ExternalId) -> StoreResult<Option<UserProfile>> {
         self.inner.get_user(id).await
     }
-    async fn create_conversation(
+    async fn create_conversation_with(
         &self,
         doc: ConversationDoc,
         first: Option<StoredMessage>,
+        items: &[Item],
     ) -> StoreResult<(ConversationDoc, bool)> {
-        self.inner.create_conversation(doc, first).await
+        self.inner.create_conversation_with(doc, first, items).await
     }
     async fn find_conversation(
         &self,
@@ -155,6 +156,9 @@ impl Store for FaultyStore {
     }
     async fn delete_item(&self, k: ItemKind, p: &str, key: &[u8]) -> StoreResult<()> {
         self.inner.delete_item(k, p, key).await
+    }
+    async fn write_items(&self, puts: &[Item], deletes: &[ItemAddress]) -> StoreResult<()> {
+        self.inner.write_items(puts, deletes).await
     }
     async fn list_items(
         &self,

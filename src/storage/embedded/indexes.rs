@@ -27,6 +27,7 @@ pub(super) fn conversation_ops(w: &ConversationWrite) -> Vec<Op> {
     if let Some(m) = &w.message {
         message_ops(&mut ops, m);
     }
+    ops.extend(w.items.iter().map(super::items::put));
     if let Some(old) = w.moved_from {
         let new = doc.state.activity_ms;
         // Deleting and inserting the same key in one batch would leave which one wins to the

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use self::committer::{Committer, Op, Shared};
-use super::items::{Item, ItemKind};
+use super::items::{Item, ItemAddress, ItemKind};
 use super::keys;
 use super::records::{Record, ScanPage, Table};
 use super::{
@@ -382,10 +382,11 @@ impl Store for EmbeddedStore {
         self.point(|v| v.get(Ks::Users, &key))
     }
 
-    async fn create_conversation(
+    async fn create_conversation_with(
         &self,
         doc: ConversationDoc,
         first: Option<StoredMessage>,
+        with: &[Item],
     ) -> StoreResult<(ConversationDoc, bool)> {
         if let Some(refused) = self.committer.refusal() {
             return Err(refused);
@@ -408,8 +409,9 @@ impl Store for EmbeddedStore {
         if let Some(existing) = existing {
             return Ok((existing, false));
         }
-        self.enqueue(indexes::create_ops(&doc, first.as_ref()))
-            .await?;
+        let mut ops = indexes::create_ops(&doc, first.as_ref());
+        ops.extend(with.iter().map(items::put));
+        self.enqueue(ops).await?;
         Ok((doc, true))
     }
 
@@ -575,6 +577,12 @@ impl Store for EmbeddedStore {
     async fn delete_item(&self, kind: ItemKind, partition: &str, key: &[u8]) -> StoreResult<()> {
         self.enqueue(vec![items::delete(kind, partition, key)])
             .await
+    }
+
+    async fn write_items(&self, puts: &[Item], deletes: &[ItemAddress]) -> StoreResult<()> {
+        let mut ops: Vec<Op> = puts.iter().map(items::put).collect();
+        ops.extend(deletes.iter().map(|(k, p, key)| items::delete(*k, p, key)));
+        self.enqueue(ops).await
     }
 
     async fn list_items(

@@ -62,6 +62,7 @@ fn next_write(d: &mut ConversationDoc) -> ConversationWrite {
         message: Some(m),
         unread_of: Some(Side::Provider),
         moved_from: Some(moved_from),
+        items: Vec::new(),
     }
 }
 
@@ -178,6 +179,7 @@ async fn a_failed_sync_poisons_the_store() {
         name: "U".into(),
         email: None,
         role: Role::Customer,
+        notify_email: true,
     };
     let put = store.put_user(&user).await;
     assert!(matches!(put, Err(StoreError::Poisoned(_))), "{put:?}");
@@ -295,6 +297,7 @@ async fn a_write_with_the_wrong_moved_from_neither_hides_nor_doubles_a_conversat
             message: None,
             unread_of: None,
             moved_from,
+            items: Vec::new(),
         };
         store.submit(&write, done).unwrap();
         rx.await.unwrap().unwrap();

@@ -11,6 +11,7 @@ use super::{io, ScyllaStore, ADOPT_AFTER_MS, CLAIM_POLLS, CLAIM_POLL_EVERY};
 use crate::domain::conversation::ConversationDoc;
 use crate::domain::message::StoredMessage;
 use crate::domain::Id;
+use crate::storage::items::Item;
 use crate::storage::{Store, StoreError, StoreResult};
 
 impl ScyllaStore {
@@ -18,13 +19,14 @@ impl ScyllaStore {
         &self,
         doc: ConversationDoc,
         first: Option<StoredMessage>,
+        items: &[Item],
     ) -> StoreResult<(ConversationDoc, bool)> {
         // The claim is stamped with when it was made, which is what a takeover measures.
         let mut claim = rows::put_key(&doc).values;
         claim[4] = CqlValue::BigInt(crate::domain::clock::now_ms());
         match self.lwt(Q::ClaimKey, claim).await? {
-            Some(true) => self.write_created(doc, first).await,
-            _ => self.settle_claim(doc, first).await,
+            Some(true) => self.write_created(doc, first, items).await,
+            _ => self.settle_claim(doc, first, items).await,
         }
     }
 
@@ -74,11 +76,13 @@ impl ScyllaStore {
         &self,
         doc: ConversationDoc,
         first: Option<StoredMessage>,
+        items: &[Item],
     ) -> StoreResult<(ConversationDoc, bool)> {
         let ts = self.clock.next();
         let now = crate::domain::clock::now_ms();
-        self.write(rows::create_writes(&doc, first.as_ref(), ts, now))
-            .await?;
+        let mut writes = rows::create_writes(&doc, first.as_ref(), ts, now);
+        writes.extend(items.iter().map(rows::put_item));
+        self.write(writes).await?;
         self.remember(&doc).await;
         Ok((doc, true))
     }
@@ -91,6 +95,7 @@ impl ScyllaStore {
         &self,
         doc: ConversationDoc,
         first: Option<StoredMessage>,
+        items: &[Item],
     ) -> StoreResult<(ConversationDoc, bool)> {
         let Some((holder, claimed_at)) = self.claim_of(&doc).await? else {
             return Err(StoreError::Io(
@@ -98,7 +103,7 @@ impl ScyllaStore {
             ));
         };
         if holder == doc.record.id {
-            return self.write_created(doc, first).await;
+            return self.write_created(doc, first, items).await;
         }
         for _ in 0..CLAIM_POLLS {
             if let Some(existing) = self.get_conversation(holder).await? {
@@ -126,10 +131,10 @@ impl ScyllaStore {
             CqlValue::BigInt(claimed_at),
         ];
         match self.lwt(Q::TakeOverKey, take).await? {
-            Some(true) => self.write_created(doc, first).await,
+            Some(true) => self.write_created(doc, first, items).await,
             // Lost the race to another taker, or the answer: look again.
             _ => match self.claim_of(&doc).await? {
-                Some((h, _)) if h == doc.record.id => self.write_created(doc, first).await,
+                Some((h, _)) if h == doc.record.id => self.write_created(doc, first, items).await,
                 Some((h, _)) => match self.get_conversation(h).await? {
                     Some(existing) => Ok((existing, false)),
                     None => Err(StoreError::Io(

@@ -19,7 +19,7 @@ use crate::domain::message::StoredMessage;
 use crate::domain::user::{ExternalId, Service, UserProfile};
 use crate::domain::Id;
 use crate::storage::codec::{decode, encode, hex, unhex};
-use crate::storage::items::{Item, ItemKind};
+use crate::storage::items::{Item, ItemAddress, ItemKind};
 use crate::storage::records::{Record, ScanPage, Table};
 use crate::storage::{
     BadCursor, ConversationPage, ConversationWrite, OnDurable, SeqRange, Store, StoreError,
@@ -244,12 +244,13 @@ impl Store for ScyllaStore {
     }
 
     /// See `creation.rs`.
-    async fn create_conversation(
+    async fn create_conversation_with(
         &self,
         doc: ConversationDoc,
         first: Option<StoredMessage>,
+        items: &[Item],
     ) -> StoreResult<(ConversationDoc, bool)> {
-        self.create(doc, first).await
+        self.create(doc, first, items).await
     }
 
     async fn find_conversation(
@@ -517,6 +518,19 @@ impl Store for ScyllaStore {
             ],
         }])
         .await
+    }
+
+    async fn write_items(&self, puts: &[Item], deletes: &[ItemAddress]) -> StoreResult<()> {
+        let mut writes: Vec<Bound> = puts.iter().map(rows::put_item).collect();
+        writes.extend(deletes.iter().map(|(kind, partition, key)| Bound {
+            q: Q::DeleteItem,
+            values: vec![
+                text(kind.name()),
+                text(partition),
+                CqlValue::Blob(key.clone()),
+            ],
+        }));
+        self.write(writes).await
     }
 
     async fn list_items(

@@ -80,6 +80,7 @@ pub fn conversation_write(w: &ConversationWrite, ts: i64, now_ms: i64) -> Vec<Bo
     if let Some(side) = w.unread_of {
         out.push(watermarks(doc, side, ts));
     }
+    out.extend(w.items.iter().map(put_item));
     out
 }
 
@@ -325,6 +326,7 @@ mod tests {
             message: Some(message(5, Some("c-1"))),
             unread_of: Some(Side::Provider),
             moved_from: Some(40),
+            items: Vec::new(),
         };
         let out = conversation_write(&w, 99, 2_000);
         assert_eq!(
@@ -375,6 +377,7 @@ mod tests {
             message: None,
             unread_of: None,
             moved_from: Some(50),
+            items: Vec::new(),
         };
         assert_eq!(
             names(&conversation_write(&w, 1, 0)),
@@ -389,6 +392,7 @@ mod tests {
             message: Some(message(seq, None)),
             unread_of: None,
             moved_from: None,
+            items: Vec::new(),
         };
         assert!(names(&conversation_write(&w(1024), 1, 0)).contains(&Q::PutBucket));
         assert!(!names(&conversation_write(&w(1025), 1, 0)).contains(&Q::PutBucket));
@@ -408,6 +412,7 @@ mod tests {
             message: Some(message(2, Some("c"))),
             unread_of: None,
             moved_from: None,
+            items: Vec::new(),
         };
         assert!(
             !names(&conversation_write(&w, 1, 1_000 + DEDUPE_WINDOW_MS)).contains(&Q::PutDedupe)

@@ -218,6 +218,19 @@ pub fn operator(status: u16) -> Cells {
     authenticated([FORBIDDEN_ROLE, FORBIDDEN_ROLE, FORBIDDEN_ROLE, ok, ok])
 }
 
+/// The admin API on something that is not there: operators get `status` `code`, everyone else
+/// what [`operator`] says (authorization before lookup).
+pub fn operator_refused(status: u16, code: &'static str) -> Cells {
+    let refused = Expect::Err(status, code);
+    authenticated([
+        FORBIDDEN_ROLE,
+        FORBIDDEN_ROLE,
+        FORBIDDEN_ROLE,
+        refused,
+        refused,
+    ])
+}
+
 /// `/ws` upgrade: a bad token present is 401 and no upgrade; no token at all is upgraded and must
 /// then authenticate with its first frame (API-NOTES); any valid token gets `ready`.
 pub fn socket() -> Cells {

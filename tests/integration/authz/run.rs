@@ -154,6 +154,8 @@ impl World {
             .replace("{svc}", SVC)
             .replace("{user}", PROFILE)
             .replace("{fresh}", fresh)
+            // An id no dead letter has (this world configures no webhooks).
+            .replace("{dead}", "1")
     }
 
     /// Runs one cell: the answer, and the body as text (empty for sockets) for the leak check.
