@@ -142,16 +142,17 @@ impl Notifier {
         flag_rules: &[String],
     ) -> Vec<Pending> {
         let mut out = Vec::new();
+        if !self.enabled() {
+            return out;
+        }
         let id = doc.record.id;
-        self.event(
-            &mut out,
-            "message.created",
+        self.event(&mut out, "message.created", || {
             serde_json::json!({
                 "conversation_id": id,
                 "service_id": doc.record.service_id,
                 "message": message.view(Status::Sent),
-            }),
-        );
+            })
+        });
         if !flag_rules.is_empty() {
             self.flagged(&mut out, message, "rule", flag_rules);
         }
@@ -184,9 +185,7 @@ impl Notifier {
     ) -> Vec<Pending> {
         let mut out = Vec::new();
         let r = &doc.record;
-        self.event(
-            &mut out,
-            "conversation.created",
+        self.event(&mut out, "conversation.created", || {
             serde_json::json!({
                 "conversation_id": r.id,
                 "service_id": r.service_id,
@@ -194,8 +193,8 @@ impl Notifier {
                 "customer_id": r.customer_id,
                 "provider_id": r.provider_id,
                 "created_at": format_ms(r.created_at),
-            }),
-        );
+            })
+        });
         if let Some(m) = first {
             let unread = doc.state.side(Side::Provider).unread;
             out.extend(self.on_message(doc, m, unread, flag_rules));
@@ -206,15 +205,13 @@ impl Notifier {
     /// `message.deleted` (for everyone), `by` the `sender` or a `moderator`.
     pub fn on_deleted(&self, conversation: Id, message: Id, by: &str) -> Vec<Pending> {
         let mut out = Vec::new();
-        self.event(
-            &mut out,
-            "message.deleted",
+        self.event(&mut out, "message.deleted", || {
             serde_json::json!({
                 "conversation_id": conversation,
                 "message_id": message,
                 "deleted_by": by,
-            }),
-        );
+            })
+        });
         out
     }
 
@@ -237,22 +234,22 @@ impl Notifier {
         source: &str,
         rules: &[String],
     ) {
-        self.event(
-            out,
-            "message.flagged",
+        self.event(out, "message.flagged", || {
             serde_json::json!({
                 "conversation_id": message.conversation_id,
                 "message_id": message.id,
                 "source": source,
                 "reasons": rules,
-            }),
-        );
+            })
+        });
     }
 
-    fn event(&self, out: &mut Vec<Pending>, event: &str, data: serde_json::Value) {
+    /// An event, when webhooks are on; `data` is only built then (it runs on the message path).
+    fn event(&self, out: &mut Vec<Pending>, event: &str, data: impl FnOnce() -> serde_json::Value) {
         if !self.webhooks.enabled() {
             return;
         }
+        let data = data();
         let (id, at) = (self.ids.next_id(), now_ms());
         let body = serde_json::json!({
             "id": id,
