@@ -93,7 +93,15 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         tracing::warn!("DEV TOKENS ARE ON: POST /api/v1/dev/tokens lets anyone act as any user. Never enable auth.dev_tokens in production.");
     }
     let objects = crate::attachments::objects::open(&config).map_err(ConfigError)?;
+    let vapid = if config.push.enabled() {
+        Some(crate::notify::vapid::Vapid::load(&config.push, &*store).await?)
+    } else {
+        None
+    };
     let engine = Engine::new(config, store, auth, objects)?;
+    if let Some(v) = vapid {
+        let _ = engine.notifier.vapid.set(std::sync::Arc::new(v));
+    }
     let (supervisor, supervisor_done) = Actor::spawn(None, Supervisor, engine.clone())
         .await
         .map_err(|e| StartError::Actors(e.to_string()))?;
@@ -204,6 +212,9 @@ fn start_dispatcher(
     }
     if n.webhooks.enabled() {
         tracing::info!(url = %n.webhooks.url, "webhooks are on");
+    }
+    if n.push.enabled() {
+        tracing::info!(delay_secs = n.push.delay_secs, "web push is on");
     }
     if !n.enabled() {
         return None;

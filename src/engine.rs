@@ -163,8 +163,12 @@ impl Engine {
         let moderator = Moderator::new(&config.moderation).map_err(ConfigError)?;
         let queue = Arc::new(ModerationQueue::new(store.clone()));
         let ids = Arc::new(IdGenerator::new(config.node_id));
-        let (notifier, handoff) =
-            Notifier::new(config.email.clone(), config.webhooks.clone(), ids.clone());
+        let (notifier, handoff) = Notifier::new(
+            config.email.clone(),
+            config.webhooks.clone(),
+            config.push.clone(),
+            ids.clone(),
+        );
         let notifier = Arc::new(notifier);
         let limits = &config.limits;
         let limiter = Arc::new(RateLimiter::with_burst(

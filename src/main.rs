@@ -94,6 +94,7 @@ fn main() -> ExitCode {
             &mut shown.moderation.classifier.api_key,
             &mut shown.email.brevo_api_key,
             &mut shown.webhooks.secret,
+            &mut shown.push.vapid_private_key,
         ] {
             if !secret.is_empty() {
                 *secret = "<set>".into();

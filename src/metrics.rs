@@ -29,6 +29,12 @@ pub struct Metrics {
     pub notification_failures: AtomicU64,
     pub notification_retries: AtomicU64,
     pub notifications_dead: AtomicU64,
+    /// Of the notification counters above, the Web Push part.
+    pub pushes_sent: AtomicU64,
+    pub push_failures: AtomicU64,
+    pub push_retries: AtomicU64,
+    /// Subscriptions removed because their push service said they are gone (404/410).
+    pub push_subscriptions_removed: AtomicU64,
     /// (second, messages_stored) samples over the last minute, for the rate. Touched once a
     /// second by the sampler and on stats requests; never on the message path.
     window: Mutex<VecDeque<(Instant, u64)>>,
@@ -191,6 +197,30 @@ impl Metrics {
             "counter",
             "Notifications given up after their last attempt (dead letters).",
             c(&self.notifications_dead),
+        );
+        line(
+            "switchboard_pushes_sent_total",
+            "counter",
+            "Web Push messages accepted by a push service.",
+            c(&self.pushes_sent),
+        );
+        line(
+            "switchboard_push_failures_total",
+            "counter",
+            "Failed Web Push attempts.",
+            c(&self.push_failures),
+        );
+        line(
+            "switchboard_push_retries_total",
+            "counter",
+            "Web Push messages scheduled again after a failure.",
+            c(&self.push_retries),
+        );
+        line(
+            "switchboard_push_subscriptions_removed_total",
+            "counter",
+            "Push subscriptions removed because their push service said they are gone.",
+            c(&self.push_subscriptions_removed),
         );
         line(
             "switchboard_messages_per_second",

@@ -34,6 +34,9 @@ pub struct Config {
     /// Signed events to the marketplace backend.
     #[serde(default)]
     pub webhooks: crate::notify::WebhooksConfig,
+    /// Web Push to offline users' browsers.
+    #[serde(default)]
+    pub push: crate::notify::PushConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -304,6 +307,7 @@ impl Default for Config {
             moderation: Default::default(),
             email: Default::default(),
             webhooks: Default::default(),
+            push: Default::default(),
         }
     }
 }
@@ -463,7 +467,7 @@ impl Config {
             );
         }
         self.moderation.validate().map_err(ConfigError)?;
-        crate::notify::config::validate(&self.email, &self.webhooks)?;
+        crate::notify::config::validate(&self.email, &self.webhooks, &self.push)?;
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod dev;
 pub mod messages;
 pub mod moderation;
+pub mod push;
 pub mod reply;
 pub mod services;
 pub mod webhooks;
@@ -57,6 +58,8 @@ pub fn public(
         .or(attachments::routes(engine.clone()))
         .unify()
         .or(moderation::public_routes(engine.clone()))
+        .unify()
+        .or(push::public_routes(engine.clone()))
         .unify()
         .or(services::public_routes(engine.clone()))
         .unify()

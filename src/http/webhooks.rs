@@ -58,6 +58,26 @@ fn view(p: &Pending) -> serde_json::Value {
             v["conversation_id"] = serde_json::json!(conversation);
             v["recipient_id"] = serde_json::json!(recipient);
         }
+        Work::Push {
+            conversation,
+            recipient,
+            ..
+        } => {
+            v["type"] = serde_json::json!("push.check");
+            v["conversation_id"] = serde_json::json!(conversation);
+            v["recipient_id"] = serde_json::json!(recipient);
+        }
+        Work::PushTo {
+            recipient,
+            subscription,
+            payload,
+            ..
+        } => {
+            v["type"] = serde_json::json!("push");
+            v["recipient_id"] = serde_json::json!(recipient);
+            v["subscription_id"] = serde_json::json!(subscription);
+            v["body"] = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
+        }
     }
     v
 }

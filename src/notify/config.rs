@@ -78,11 +78,67 @@ impl WebhooksConfig {
     }
 }
 
+/// Web Push to the browsers and phones of users who are offline (RFC 8030/8291/8292).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// The VAPID contact (`mailto:` or `https:`), sent to push services. Empty: push is off.
+    pub subject: String,
+    /// The VAPID private key: PEM, or the raw 32-byte scalar in base64url. Empty: one is
+    /// generated on first start and kept in the store (with a startup warning).
+    pub vapid_private_key: String,
+    /// How long a message may stay unread, its recipient offline, before the push goes out; a
+    /// burst within it is one push.
+    pub delay_secs: u64,
+    /// Whether the push carries the start of the message (encrypted end to end to the browser).
+    pub preview: bool,
+    /// How long a push service keeps a push for a device that is off (`TTL`).
+    pub ttl_secs: u64,
+    /// Tries before a push is given up (429 and 5xx are retried, honouring `Retry-After`).
+    pub max_attempts: u32,
+    /// Accept `http:` endpoints (tests on loopback only).
+    pub allow_insecure_endpoints: bool,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            subject: String::new(),
+            vapid_private_key: String::new(),
+            delay_secs: 2,
+            preview: true,
+            ttl_secs: 24 * 3600,
+            max_attempts: 8,
+            allow_insecure_endpoints: false,
+        }
+    }
+}
+
+impl PushConfig {
+    pub fn enabled(&self) -> bool {
+        !self.subject.is_empty()
+    }
+}
+
 /// Shortest webhook secret accepted: the same bar as an HS256 token secret, for the same reason
 /// (a receiver that trusts a guessable key trusts anyone).
 pub const MIN_WEBHOOK_SECRET_BYTES: usize = 32;
 
-pub fn validate(email: &EmailConfig, webhooks: &WebhooksConfig) -> Result<(), ConfigError> {
+pub fn validate(
+    email: &EmailConfig,
+    webhooks: &WebhooksConfig,
+    push: &PushConfig,
+) -> Result<(), ConfigError> {
+    if push.enabled() {
+        if !(push.subject.starts_with("mailto:") || push.subject.starts_with("https://")) {
+            return Err(ConfigError(
+                "push.subject must be a mailto: or https: contact".into(),
+            ));
+        }
+        if push.max_attempts == 0 {
+            return Err(ConfigError("push.max_attempts must be at least 1".into()));
+        }
+    }
     if email.enabled() {
         if !email.sender_email.contains('@') {
             return Err(ConfigError(
@@ -127,16 +183,24 @@ mod tests {
     fn both_are_off_by_default_and_checked_when_on() {
         let (mut e, mut w) = (EmailConfig::default(), WebhooksConfig::default());
         assert!(!e.enabled() && !w.enabled());
-        assert!(validate(&e, &w).is_ok());
+        let p = PushConfig::default();
+        assert!(validate(&e, &w, &p).is_ok());
         e.brevo_api_key = "xkeysib-1".into();
-        assert!(validate(&e, &w).is_err(), "no sender");
+        assert!(validate(&e, &w, &p).is_err(), "no sender");
         e.sender_email = "chat@marketplace.example".into();
-        assert!(validate(&e, &w).is_ok());
+        assert!(validate(&e, &w, &p).is_ok());
         w.url = "ftp://x".into();
-        assert!(validate(&e, &w).is_err());
+        assert!(validate(&e, &w, &p).is_err());
         w.url = "http://127.0.0.1:9/hook".into();
-        assert!(validate(&e, &w).is_err(), "no secret");
+        assert!(validate(&e, &w, &p).is_err(), "no secret");
         w.secret = "s".repeat(MIN_WEBHOOK_SECRET_BYTES);
-        assert!(validate(&e, &w).is_ok());
+        assert!(validate(&e, &w, &p).is_ok());
+        let mut p = PushConfig {
+            subject: "ops@market.example".into(),
+            ..PushConfig::default()
+        };
+        assert!(validate(&e, &w, &p).is_err(), "not a mailto: contact");
+        p.subject = "mailto:ops@market.example".into();
+        assert!(p.enabled() && validate(&e, &w, &p).is_ok());
     }
 }

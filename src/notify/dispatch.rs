@@ -220,6 +220,15 @@ fn channel_on(n: &Notifier, p: &Pending) -> bool {
     match p.work {
         Work::Webhook { .. } => n.webhooks.enabled(),
         Work::Email { .. } => n.email.enabled(),
+        Work::Push { .. } | Work::PushTo { .. } => n.push.enabled() && n.vapid.get().is_some(),
+    }
+}
+
+fn max_attempts(n: &Notifier, p: &Pending) -> u32 {
+    match p.work {
+        Work::Webhook { .. } => n.webhooks.max_attempts,
+        Work::Email { .. } => n.email.max_attempts,
+        Work::Push { .. } | Work::PushTo { .. } => n.push.max_attempts,
     }
 }
 
@@ -248,17 +257,49 @@ async fn deliver(deps: Deps, mut p: Pending) -> Done {
             conversation,
             recipient,
         } => unread_mail(&deps, &p, *conversation, recipient).await,
+        Work::Push {
+            conversation,
+            recipient,
+            seq,
+            sender_name,
+            preview,
+        } => {
+            fan_out(
+                &deps,
+                &p,
+                *conversation,
+                recipient,
+                *seq,
+                sender_name,
+                preview.as_deref(),
+            )
+            .await
+        }
+        Work::PushTo {
+            recipient,
+            subscription,
+            payload,
+            topic,
+        } => push_one(&deps, recipient, *subscription, payload, topic).await,
     };
     let span = tracing::info_span!("notification", id = %p.id, channel = p.channel());
     let _e = span.enter();
+    let push = matches!(p.work, Work::Push { .. } | Work::PushTo { .. });
     match outcome {
+        Ok(Sent::Replaced) => Done::Finished,
         Ok(sent) => {
             match sent {
-                Sent::Delivered => Metrics::inc(&deps.metrics.notifications_sent),
+                Sent::Delivered => {
+                    Metrics::inc(&deps.metrics.notifications_sent);
+                    if push {
+                        Metrics::inc(&deps.metrics.pushes_sent);
+                    }
+                }
                 Sent::Skipped(why) => {
                     tracing::debug!(why, "nothing to send");
                     Metrics::inc(&deps.metrics.notifications_skipped);
                 }
+                Sent::Replaced => {}
             }
             if let Err(e) = deps
                 .store
@@ -272,13 +313,12 @@ async fn deliver(deps: Deps, mut p: Pending) -> Done {
         }
         Err(e) => {
             Metrics::inc(&deps.metrics.notification_failures);
+            if push {
+                Metrics::inc(&deps.metrics.push_failures);
+            }
             p.attempts += 1;
             p.last_error = Some(e.to_string());
-            let max = match p.work {
-                Work::Webhook { .. } => deps.notifier.webhooks.max_attempts,
-                Work::Email { .. } => deps.notifier.email.max_attempts,
-            };
-            if p.attempts >= max {
+            if p.attempts >= max_attempts(&deps.notifier, &p) {
                 tracing::warn!(attempts = p.attempts, error = %e, "notification given up: moved to the dead letters");
                 Metrics::inc(&deps.metrics.notifications_dead);
                 let dead = p.item(ItemKind::DeadLetter);
@@ -289,7 +329,15 @@ async fn deliver(deps: Deps, mut p: Pending) -> Done {
                 return Done::Finished;
             }
             Metrics::inc(&deps.metrics.notification_retries);
-            p.due_at = now_ms() + backoff_ms(p.attempts, fastrand::f64());
+            if push {
+                Metrics::inc(&deps.metrics.push_retries);
+            }
+            let mut wait = backoff_ms(p.attempts, fastrand::f64());
+            if let SendError::RetryAfter(_, secs) = e {
+                // The receiver said when; at most an hour, so a bad header cannot park it for good.
+                wait = wait.max(i64::try_from(secs.min(3600)).unwrap_or(3600) * 1000);
+            }
+            p.due_at = now_ms() + wait;
             tracing::info!(attempts = p.attempts, error = %e, "notification failed; will retry");
             if let Err(e) = deps.store.put_item(&p.item(ItemKind::Notification)).await {
                 tracing::warn!(error = %e, "a retry could not be recorded; retrying from memory");
@@ -303,6 +351,103 @@ enum Sent {
     Delivered,
     /// Nothing to send any more (read, online, opted out, no address): the reason, for the log.
     Skipped(&'static str),
+    /// Replaced in the outbox by the work it fanned out to (in the same write): nothing to delete.
+    Replaced,
+}
+
+/// A due push: still worth sending (the newest message, unread, recipient offline), it becomes
+/// one push per subscription, written in place of this one in one atomic write.
+async fn fan_out(
+    deps: &Deps,
+    p: &Pending,
+    conversation: Id,
+    recipient: &ExternalId,
+    seq: u64,
+    sender_name: &str,
+    preview: Option<&str>,
+) -> Result<Sent, SendError> {
+    let store_err = |e: StoreError| SendError::Network(format!("store: {e}"));
+    let Some(doc) = deps
+        .store
+        .get_conversation(conversation)
+        .await
+        .map_err(store_err)?
+    else {
+        return Ok(Sent::Skipped("the conversation is gone"));
+    };
+    let Some(side) = doc.record.side_of(recipient) else {
+        return Ok(Sent::Skipped("not a participant"));
+    };
+    if doc.state.last_seq > seq {
+        return Ok(Sent::Skipped("a newer message is pushed instead"));
+    }
+    if doc.state.side(side).unread == 0 {
+        return Ok(Sent::Skipped("read in time"));
+    }
+    if deps.registry.is_online(recipient) {
+        return Ok(Sent::Skipped("online"));
+    }
+    let subscriptions = super::push::list(&*deps.store, recipient)
+        .await
+        .map_err(store_err)?;
+    if subscriptions.is_empty() {
+        return Ok(Sent::Skipped("no subscriptions"));
+    }
+    let mut payload = serde_json::json!({
+        "type": "chat_message",
+        "conversation_id": conversation,
+        "sender_name": sender_name,
+    });
+    if let Some(text) = preview {
+        payload["preview"] = serde_json::json!(text);
+    }
+    let ids: Vec<Id> = subscriptions.iter().map(|s| s.id).collect();
+    let pushes = deps.notifier.push_to(
+        recipient,
+        &ids,
+        &payload.to_string(),
+        &format!("c{conversation}"),
+    );
+    let gone = (ItemKind::Notification, String::new(), key(p.id));
+    deps.store
+        .write_items(&Notifier::items(&pushes), &[gone])
+        .await
+        .map_err(store_err)?;
+    deps.notifier.committed(pushes);
+    Ok(Sent::Replaced)
+}
+
+/// One encrypted push to one subscription; a subscription its push service says is gone is
+/// removed.
+async fn push_one(
+    deps: &Deps,
+    recipient: &ExternalId,
+    subscription: Id,
+    payload: &str,
+    topic: &str,
+) -> Result<Sent, SendError> {
+    let store_err = |e: StoreError| SendError::Network(format!("store: {e}"));
+    let Some(vapid) = deps.notifier.vapid.get() else {
+        return Err(SendError::Network("no VAPID key loaded".into()));
+    };
+    let Some(sub) = super::push::get(&*deps.store, recipient, subscription)
+        .await
+        .map_err(store_err)?
+    else {
+        return Ok(Sent::Skipped("the subscription was removed"));
+    };
+    let ttl = Duration::from_secs(deps.notifier.push.ttl_secs.max(1));
+    match super::push::send(&deps.client, vapid, &sub, payload.as_bytes(), topic, ttl).await? {
+        super::push::Answer::Accepted => Ok(Sent::Delivered),
+        super::push::Answer::Gone => {
+            super::push::remove(&*deps.store, recipient, subscription)
+                .await
+                .map_err(store_err)?;
+            Metrics::inc(&deps.metrics.push_subscriptions_removed);
+            tracing::info!(user_id = %recipient, subscription = %subscription, "push subscription gone; removed");
+            Ok(Sent::Skipped("the subscription is gone"))
+        }
+    }
 }
 
 /// The unread-messages mail, if it is still due: the recipient still has unread messages in the

@@ -107,7 +107,9 @@ pub async fn send(
     }
 }
 
-fn preview(m: &StoredMessage) -> String {
+/// The start of a message as a notification shows it: whitespace collapsed, at most
+/// [`PREVIEW_CHARS`], attachments named when there is no text.
+pub fn preview(m: &StoredMessage) -> String {
     let text = if m.text.trim().is_empty() {
         match m.attachments.len() {
             0 => String::new(),

@@ -17,15 +17,17 @@ pub mod claims;
 pub mod config;
 pub mod dispatch;
 pub mod email;
+pub mod push;
+pub mod vapid;
 pub mod webhook;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-pub use config::{EmailConfig, WebhooksConfig};
+pub use config::{EmailConfig, PushConfig, WebhooksConfig};
 
 use crate::domain::clock::{format_ms, now_ms};
 use crate::domain::conversation::{ConversationDoc, Side};
@@ -67,6 +69,23 @@ pub enum Work {
         conversation: Id,
         recipient: ExternalId,
     },
+    /// A push for message `seq`, if at `due_at` it is still the newest, unread, and its
+    /// recipient offline: then one [`Work::PushTo`] per subscription replaces it.
+    Push {
+        conversation: Id,
+        recipient: ExternalId,
+        seq: u64,
+        sender_name: String,
+        preview: Option<String>,
+    },
+    /// One encrypted push to one subscription of `recipient`. `payload` is the JSON the service
+    /// worker gets; `topic` collapses a conversation's pushes on the device.
+    PushTo {
+        recipient: ExternalId,
+        subscription: Id,
+        payload: String,
+        topic: String,
+    },
 }
 
 impl Pending {
@@ -74,6 +93,7 @@ impl Pending {
         match self.work {
             Work::Webhook { .. } => "webhook",
             Work::Email { .. } => "email",
+            Work::Push { .. } | Work::PushTo { .. } => "push",
         }
     }
 
@@ -102,6 +122,9 @@ pub fn key(id: Id) -> Vec<u8> {
 pub struct Notifier {
     pub email: EmailConfig,
     pub webhooks: WebhooksConfig,
+    pub push: PushConfig,
+    /// The VAPID key, once `app.rs` has loaded it (push is off until then).
+    pub vapid: OnceLock<Arc<vapid::Vapid>>,
     ids: Arc<IdGenerator>,
     handoff: mpsc::Sender<Pending>,
     /// Set when a hand-off found the queue full (or the dispatcher gone): the dispatcher reads
@@ -114,12 +137,15 @@ impl Notifier {
     pub fn new(
         email: EmailConfig,
         webhooks: WebhooksConfig,
+        push: PushConfig,
         ids: Arc<IdGenerator>,
     ) -> (Notifier, mpsc::Receiver<Pending>) {
         let (handoff, rx) = mpsc::channel(HANDOFF_QUEUE);
         let n = Notifier {
             email,
             webhooks,
+            push,
+            vapid: OnceLock::new(),
             ids,
             handoff,
             missed: AtomicBool::new(false),
@@ -128,7 +154,7 @@ impl Notifier {
     }
 
     pub fn enabled(&self) -> bool {
-        self.email.enabled() || self.webhooks.enabled()
+        self.email.enabled() || self.webhooks.enabled() || self.push.enabled()
     }
 
     /// What a new message causes: `message.created`, `message.flagged` when it was flagged on
@@ -159,6 +185,29 @@ impl Notifier {
         let Some(sender) = doc.record.side_of(&message.sender_id) else {
             return out;
         };
+        let recipient = doc.record.user(sender.other());
+        if self.push.enabled() {
+            let delay = i64::try_from(self.push.delay_secs).unwrap_or(i64::MAX / 1000);
+            let preview = self
+                .push
+                .preview
+                .then(|| email::preview(message))
+                .filter(|p| !p.is_empty());
+            out.push(Pending {
+                id: self.ids.next_id(),
+                created_at: now_ms(),
+                due_at: now_ms().saturating_add(delay.saturating_mul(1000)),
+                attempts: 0,
+                last_error: None,
+                work: Work::Push {
+                    conversation: id,
+                    recipient: recipient.clone(),
+                    seq: message.seq,
+                    sender_name: message.sender_name.clone(),
+                    preview,
+                },
+            });
+        }
         if recipient_unread == 1 && self.email.enabled() {
             let delay = i64::try_from(self.email.delay_secs).unwrap_or(i64::MAX / 1000);
             out.push(Pending {
@@ -169,7 +218,7 @@ impl Notifier {
                 last_error: None,
                 work: Work::Email {
                     conversation: id,
-                    recipient: doc.record.user(sender.other()).clone(),
+                    recipient: recipient.clone(),
                 },
             });
         }
@@ -275,6 +324,32 @@ impl Notifier {
         pending
             .iter()
             .map(|p| p.item(ItemKind::Notification))
+            .collect()
+    }
+
+    /// The pushes that replace a due [`Work::Push`]: one per subscription, due now.
+    pub fn push_to(
+        &self,
+        recipient: &ExternalId,
+        subscriptions: &[Id],
+        payload: &str,
+        topic: &str,
+    ) -> Vec<Pending> {
+        subscriptions
+            .iter()
+            .map(|s| Pending {
+                id: self.ids.next_id(),
+                created_at: now_ms(),
+                due_at: now_ms(),
+                attempts: 0,
+                last_error: None,
+                work: Work::PushTo {
+                    recipient: recipient.clone(),
+                    subscription: *s,
+                    payload: payload.to_string(),
+                    topic: topic.to_string(),
+                },
+            })
             .collect()
     }
 

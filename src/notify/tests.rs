@@ -22,7 +22,7 @@ fn notifier(email: bool, webhooks: bool) -> Notifier {
         w.url = "http://127.0.0.1:9/hook".into();
         w.secret = "s".repeat(32);
     }
-    Notifier::new(e, w, Arc::new(IdGenerator::new(3))).0
+    Notifier::new(e, w, PushConfig::default(), Arc::new(IdGenerator::new(3))).0
 }
 
 fn doc() -> ConversationDoc {
@@ -62,6 +62,8 @@ fn events(p: &[Pending]) -> Vec<String> {
         .map(|p| match &p.work {
             Work::Webhook { event, .. } => event.clone(),
             Work::Email { recipient, .. } => format!("email to {recipient}"),
+            Work::Push { recipient, .. } => format!("push to {recipient}"),
+            Work::PushTo { subscription, .. } => format!("push to {subscription}"),
         })
         .collect()
 }
@@ -137,6 +139,7 @@ fn a_full_handoff_is_remembered_as_missed() {
             secret: "s".repeat(32),
             max_attempts: 3,
         },
+        PushConfig::default(),
         Arc::new(IdGenerator::new(1)),
     );
     let mut all = Vec::new();

@@ -28,6 +28,9 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
 pub enum SendError {
     #[error("the receiver answered {0}")]
     Status(u16),
+    /// An answer that says when to try again (`Retry-After`, seconds).
+    #[error("the receiver answered {0}, retry after {1} s")]
+    RetryAfter(u16, u64),
     #[error("{0}")]
     Network(String),
 }

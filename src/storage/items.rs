@@ -35,10 +35,14 @@ pub enum ItemKind {
     DeadLetter,
     /// The e-mail address a user's token last claimed. Partition: empty; key: the user id.
     EmailClaim,
+    /// A browser's Web Push subscription. Partition: the user id; key: the subscription id.
+    PushSubscription,
+    /// The generated VAPID private key. Partition: empty; key: `vapid`.
+    VapidKey,
 }
 
 impl ItemKind {
-    pub const ALL: [ItemKind; 7] = [
+    pub const ALL: [ItemKind; 9] = [
         ItemKind::Attachment,
         ItemKind::AttachmentLink,
         ItemKind::PendingUpload,
@@ -46,6 +50,8 @@ impl ItemKind {
         ItemKind::Notification,
         ItemKind::DeadLetter,
         ItemKind::EmailClaim,
+        ItemKind::PushSubscription,
+        ItemKind::VapidKey,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +63,8 @@ impl ItemKind {
             ItemKind::Notification => "notification",
             ItemKind::DeadLetter => "dead_letter",
             ItemKind::EmailClaim => "email_claim",
+            ItemKind::PushSubscription => "push_subscription",
+            ItemKind::VapidKey => "vapid_key",
         }
     }
 

@@ -15,8 +15,8 @@ mod source_routes;
 
 use cells::{
     anyone, anyone_refused, attachment_member, auth_frame, compat_auth_frame, compat_socket,
-    create_conversation, member, message_member, open, operator, operator_refused, refresh_frame,
-    row, socket, Expect, Fresh, Listener, Row, Verb, Who,
+    create_conversation, member, message_member, open, open_refused, operator, operator_refused,
+    refresh_frame, row, socket, Expect, Fresh, Listener, Row, Verb, Who,
 };
 use frames::{frame, FrameRow, Reply};
 
@@ -55,6 +55,12 @@ fn routes() -> Vec<Row> {
         // Authentication comes before the body: a JSON body is what every caller sends here.
         row(Public, Post, "/api/v1/attachments", "{}", anyone_refused(415, "unsupported_media_type")),
         row(Public, Get, "/api/v1/attachments/{att}", NO, attachment_member(200)),
+        // Web Push is off in this world: the key is refused to everyone, subscribing to anyone
+        // signed in; a caller's own list is empty and an id not theirs is not found.
+        row(Public, Get, "/api/v1/push/vapid-public-key", NO, open_refused(404, "push_disabled")),
+        row(Public, Post, "/api/v1/push/subscriptions", r#"{"endpoint":"https://push.example/x","keys":{"p256dh":"a","auth":"b"}}"#, anyone_refused(404, "push_disabled")),
+        row(Public, Get, "/api/v1/push/subscriptions", NO, anyone(200)),
+        row(Public, Delete, "/api/v1/push/subscriptions/{dead}", NO, anyone_refused(404, "subscription_not_found")),
         row(Public, Delete, "/api/v1/messages/{msg}?for=me", NO, message_member(204)),
         // For everyone: the sender only; the other participant (the provider) is `not_sender`.
         row(Public, Delete, "/api/v1/messages/{fresh}?for=everyone", NO, message_member(204).with(Who::WrongRole, Expect::Err(403, "not_sender"))).fresh(Fresh::Message),

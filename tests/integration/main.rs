@@ -14,6 +14,7 @@ mod limits;
 mod logs;
 mod moderation;
 mod notifications;
+mod push;
 mod realtime;
 mod receiver;
 mod replay;

@@ -15,6 +15,8 @@ pub struct Request {
     pub path: String,
     pub headers: HeaderMap,
     pub body: String,
+    /// The body as sent (pushes are encrypted bytes).
+    pub raw: Vec<u8>,
     /// What the receiver answered.
     pub status: u16,
 }
@@ -70,10 +72,17 @@ impl Receiver {
                         path: path.as_str().to_string(),
                         headers,
                         body: String::from_utf8_lossy(&body).into_owned(),
+                        raw: body.to_vec(),
                         status,
                     });
                     let code = StatusCode::from_u16(status).unwrap();
-                    warp::reply::with_status(r#"{"messageId":"<test@brevo>"}"#, code)
+                    // A 429 says when to come back, as push services do.
+                    let retry_after = if status == 429 { "1" } else { "0" };
+                    warp::reply::with_header(
+                        warp::reply::with_status(r#"{"messageId":"<test@brevo>"}"#, code),
+                        "retry-after",
+                        retry_after,
+                    )
                 },
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -156,6 +156,11 @@ pub fn open(status: u16) -> Cells {
     Cells([Expect::Ok(status); 9])
 }
 
+/// A route that needs no token and answers everyone the same refusal (a feature that is off).
+pub fn open_refused(status: u16, code: &'static str) -> Cells {
+    Cells([Expect::Err(status, code); 9])
+}
+
 /// Any valid token, whatever its role, and nothing addressed that a stranger could be kept out of.
 pub fn anyone(status: u16) -> Cells {
     let ok = Expect::Ok(status);
