@@ -165,8 +165,11 @@ pub async fn send(
         .map_err(|e| bad(&e))?;
     let (parts, body) = request.into_parts();
     let mut builder = client.post(&s.endpoint).body(body);
+    // TTL, Content-Encoding and Content-Type from the crate; reqwest sets Content-Length itself.
     for (name, value) in &parts.headers {
-        builder = builder.header(name, value);
+        if name != warp::http::header::CONTENT_LENGTH {
+            builder = builder.header(name, value);
+        }
     }
     let answer = builder
         .header("authorization", authorization)

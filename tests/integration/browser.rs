@@ -43,8 +43,28 @@ fn missing(dir: &Path, chromium: &Path) -> Option<String> {
     None
 }
 
+/// The Chromium to drive, or `None` after a loud notice when something is missing (outside CI;
+/// with `CI=true` a missing browser fails the test instead).
+pub fn chromium_or_skip(dir: &Path) -> Option<PathBuf> {
+    let chromium = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let Some(why) = missing(dir, &chromium) else {
+        return Some(chromium);
+    };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(!ci, "CI=true and the browser test cannot run: {why}");
+    eprintln!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         !!! SKIPPED a browser test: {why}\n\
+         !!! .ci/run installs what it needs; CI fails instead of skipping.\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
+    None
+}
+
 /// Serves `root` over HTTP on a fresh loopback port: answers its origin.
-async fn static_site(root: PathBuf) -> String {
+pub async fn static_site(root: PathBuf) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("static site binds");
@@ -56,20 +76,9 @@ async fn static_site(root: PathBuf) -> String {
 #[tokio::test]
 async fn a_page_on_another_origin_uses_the_api_and_the_cookie_socket_hook() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let chromium = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    if let Some(why) = missing(&dir, &chromium) {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!ci, "CI=true and the browser test cannot run: {why}");
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !!! SKIPPED the browser test: {why}\n\
-             !!! .ci/run installs what it needs; CI fails instead of skipping.\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-        );
+    let Some(chromium) = chromium_or_skip(&dir) else {
         return;
-    }
+    };
 
     // Two origins serving the same page; only the first is allowed. The engine is a third.
     let site = static_site(dir.clone()).await;

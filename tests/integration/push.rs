@@ -310,3 +310,45 @@ async fn pushes_pending_at_a_kill_go_out_after_the_restart_signed_with_the_same_
     check_vapid(ok[0], &key, &format!("http://{}", service.addr));
     assert_eq!(browser.read(ok[0])["preview"], "hello");
 }
+
+#[tokio::test]
+async fn a_providers_browser_shows_the_servers_push_through_the_documented_service_worker() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(chromium) = super::browser::chromium_or_skip(&root.join("tests/browser")) else {
+        return;
+    };
+    // A real push, made and encrypted by the server, decrypted as the browser would.
+    let service = Receiver::start(201).await;
+    let server = with_push().await;
+    let p = server.token("prov-push-sw", "provider").await;
+    let browser = Browser::new();
+    subscribe(&server, &p, browser.subscription(&service.url("/sw"))).await;
+    server.conversation("push-sw").await;
+    let seen = service
+        .until(Duration::from_secs(10), |s| !s.is_empty())
+        .await;
+    let payload = browser.read(seen.first().expect("a push"));
+
+    let site = super::browser::static_site(root.to_path_buf()).await;
+    let run = tokio::process::Command::new("node")
+        .arg("push.mjs")
+        .current_dir(root.join("tests/browser"))
+        .env("SB_SITE", &site)
+        .env("SB_PUSH_PAYLOAD", payload.to_string())
+        .env("CHROMIUM", &chromium)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser run ends within 2 minutes")
+        .expect("node starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("all push checks passed"),
+        "the service worker run failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
