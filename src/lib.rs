@@ -23,4 +23,5 @@ pub mod notify;
 pub mod ratelimit;
 pub mod storage;
 pub mod telemetry;
+pub mod templates;
 pub mod wire;

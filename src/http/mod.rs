@@ -13,7 +13,9 @@ pub mod messages;
 pub mod moderation;
 pub mod push;
 pub mod reply;
+pub mod serial;
 pub mod services;
+pub mod templates;
 pub mod webhooks;
 
 use tokio::sync::watch;
@@ -60,6 +62,8 @@ pub fn public(
         .or(moderation::public_routes(engine.clone()))
         .unify()
         .or(push::public_routes(engine.clone()))
+        .unify()
+        .or(templates::public_routes(engine.clone()))
         .unify()
         .or(services::public_routes(engine.clone()))
         .unify()

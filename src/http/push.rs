@@ -2,8 +2,6 @@
 //! caller's own subscriptions. Pushes themselves go out through the notification outbox
 //! (`notify/`) when a message waits for a recipient who is offline.
 
-use std::sync::OnceLock;
-
 use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -72,19 +70,6 @@ fn view(s: &Subscription) -> serde_json::Value {
     serde_json::json!({"id": s.id, "endpoint": s.endpoint, "created_at": format_ms(s.created_at)})
 }
 
-/// Subscriptions of one user are changed one request at a time (the limit and the "same
-/// endpoint" check read, then write). Sharded by user; never on the message path.
-fn lock_for(user: &str) -> &'static tokio::sync::Mutex<()> {
-    const SHARDS: usize = 64;
-    static LOCKS: OnceLock<Vec<tokio::sync::Mutex<()>>> = OnceLock::new();
-    let locks = LOCKS.get_or_init(|| (0..SHARDS).map(|_| tokio::sync::Mutex::new(())).collect());
-    let shard = user
-        .bytes()
-        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
-        % SHARDS;
-    &locks[shard]
-}
-
 async fn vapid_key(engine: EngineRef) -> Result<Response, Rejection> {
     match engine.notifier.vapid.get() {
         Some(v) => Ok(json(
@@ -112,7 +97,7 @@ async fn add(
         );
         push::check(&endpoint, &p256dh, &auth, cfg.allow_insecure_endpoints)
             .map_err(|e| ApiError::unprocessable("invalid_subscription", e.to_string()))?;
-        let _one_at_a_time = lock_for(p.user_id.as_str()).lock().await;
+        let _one_at_a_time = super::serial::per_user(p.user_id.as_str()).lock().await;
         let mine = push::list(&*engine.store, &p.user_id).await?;
         if let Some(existing) = mine.iter().find(|s| s.endpoint == endpoint) {
             // The same browser again (a page load re-subscribes): the one it has, with its
@@ -164,7 +149,7 @@ async fn list(p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
 async fn remove(id: String, p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let id: Id = id.parse().map_err(|_| not_found())?;
-        let _one_at_a_time = lock_for(p.user_id.as_str()).lock().await;
+        let _one_at_a_time = super::serial::per_user(p.user_id.as_str()).lock().await;
         if push::get(&*engine.store, &p.user_id, id).await?.is_none() {
             return Err(not_found());
         }

@@ -39,10 +39,12 @@ pub enum ItemKind {
     PushSubscription,
     /// The generated VAPID private key. Partition: empty; key: `vapid`.
     VapidKey,
+    /// A provider's quick-reply template. Partition: the provider id; key: the template id.
+    Template,
 }
 
 impl ItemKind {
-    pub const ALL: [ItemKind; 9] = [
+    pub const ALL: [ItemKind; 10] = [
         ItemKind::Attachment,
         ItemKind::AttachmentLink,
         ItemKind::PendingUpload,
@@ -52,6 +54,7 @@ impl ItemKind {
         ItemKind::EmailClaim,
         ItemKind::PushSubscription,
         ItemKind::VapidKey,
+        ItemKind::Template,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +68,7 @@ impl ItemKind {
             ItemKind::EmailClaim => "email_claim",
             ItemKind::PushSubscription => "push_subscription",
             ItemKind::VapidKey => "vapid_key",
+            ItemKind::Template => "template",
         }
     }
 

@@ -16,7 +16,8 @@ mod source_routes;
 use cells::{
     anyone, anyone_refused, attachment_member, auth_frame, compat_auth_frame, compat_socket,
     create_conversation, member, message_member, open, open_refused, operator, operator_refused,
-    refresh_frame, row, socket, Expect, Fresh, Listener, Row, Verb, Who,
+    provider_own, provider_own_missing, refresh_frame, row, socket, Expect, Fresh, Listener, Row,
+    Verb, Who,
 };
 use frames::{frame, FrameRow, Reply};
 
@@ -61,6 +62,11 @@ fn routes() -> Vec<Row> {
         row(Public, Post, "/api/v1/push/subscriptions", r#"{"endpoint":"https://push.example/x","keys":{"p256dh":"a","auth":"b"}}"#, anyone_refused(404, "push_disabled")),
         row(Public, Get, "/api/v1/push/subscriptions", NO, anyone(200)),
         row(Public, Delete, "/api/v1/push/subscriptions/{dead}", NO, anyone_refused(404, "subscription_not_found")),
+        // Templates are the provider's own (here the `wrong_role` token is the provider).
+        row(Public, Get, "/api/v1/templates", NO, provider_own(200)),
+        row(Public, Post, "/api/v1/templates", r#"{"text":"Thanks, I will get back to you today."}"#, provider_own(201)),
+        row(Public, Patch, "/api/v1/templates/{dead}", r#"{"position":0}"#, provider_own_missing("template_not_found")),
+        row(Public, Delete, "/api/v1/templates/{dead}", NO, provider_own_missing("template_not_found")),
         row(Public, Delete, "/api/v1/messages/{msg}?for=me", NO, message_member(204)),
         // For everyone: the sender only; the other participant (the provider) is `not_sender`.
         row(Public, Delete, "/api/v1/messages/{fresh}?for=everyone", NO, message_member(204).with(Who::WrongRole, Expect::Err(403, "not_sender"))).fresh(Fresh::Message),

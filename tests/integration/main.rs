@@ -20,4 +20,5 @@ mod receiver;
 mod replay;
 mod security;
 mod spine;
+mod templates;
 mod websocket;

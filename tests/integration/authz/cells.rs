@@ -216,6 +216,27 @@ pub fn create_conversation() -> Cells {
     ])
 }
 
+/// A provider's own things (templates): the provider token (the `wrong_role` column on the public
+/// API) gets `status`; customers and admin JWTs are 403 `forbidden_role`.
+pub fn provider_own(status: u16) -> Cells {
+    provider_gets(Expect::Ok(status))
+}
+
+/// [`provider_own`], for an id that is none of the provider's: 404 `code` for the provider.
+pub fn provider_own_missing(code: &'static str) -> Cells {
+    provider_gets(Expect::Err(404, code))
+}
+
+fn provider_gets(provider: Expect) -> Cells {
+    authenticated([
+        provider,
+        FORBIDDEN_ROLE,
+        FORBIDDEN_ROLE,
+        FORBIDDEN_ROLE,
+        OPERATOR_TOKEN_ON_PUBLIC,
+    ])
+}
+
 /// The admin API: the operator token or an admin JWT; any other valid JWT, a participant's
 /// included, is 403 `forbidden_role`.
 pub fn operator(status: u16) -> Cells {
