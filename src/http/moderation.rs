@@ -11,7 +11,8 @@ use warp::{Filter, Rejection};
 use super::admin::operator;
 use super::conversations::load_for;
 use super::reply::{
-    json, json_body, limit_param, no_content, param, principal, query_pairs, reject, with_engine,
+    id_cursor, json, json_body, limit_param, no_content, principal, query_pairs, reject,
+    with_engine,
 };
 use crate::actors::conversation::ConversationMsg;
 use crate::domain::clock::format_ms;
@@ -152,15 +153,7 @@ async fn queue(
 ) -> Result<Response, Rejection> {
     async {
         let limit = limit_param(&q, 50, 200)?;
-        let after = match param(&q, "cursor") {
-            Some(c) => Some(c.parse::<Id>().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_cursor",
-                    "the cursor is not one this server gave out",
-                )
-            })?),
-            None => None,
-        };
+        let after = id_cursor(&q)?;
         let mut entries = engine.queue.page(after, limit + 1).await?;
         let more = entries.len() > limit;
         entries.truncate(limit);

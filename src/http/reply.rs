@@ -133,6 +133,21 @@ pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// `cursor` for lists keyed by id (the moderation queue, the dead letters): the id of the last
+/// item of the previous page; absent is the first page.
+pub fn id_cursor(pairs: &[(String, String)]) -> Result<Option<crate::domain::Id>, ApiError> {
+    param(pairs, "cursor")
+        .map(|c| {
+            c.parse().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "the cursor is not one this server gave out",
+                )
+            })
+        })
+        .transpose()
+}
+
 /// `limit`: the default when absent, clamped to `max`, at least 1.
 pub fn limit_param(
     pairs: &[(String, String)],

@@ -8,7 +8,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::admin::operator;
-use super::reply::{json, limit_param, param, query_pairs, reject, with_engine};
+use super::reply::{id_cursor, json, limit_param, query_pairs, reject, with_engine};
 use crate::domain::clock::{format_ms, now_ms};
 use crate::domain::Id;
 use crate::engine::EngineRef;
@@ -85,15 +85,7 @@ fn view(p: &Pending) -> serde_json::Value {
 async fn list(_op: (), q: Vec<(String, String)>, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let limit = limit_param(&q, 50, 200)?;
-        let after = match param(&q, "cursor") {
-            Some(c) => Some(c.parse::<Id>().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_cursor",
-                    "the cursor is not one this server gave out",
-                )
-            })?),
-            None => None,
-        };
+        let after = id_cursor(&q)?;
         let after = after.map(key);
         let items = engine
             .store

@@ -20,6 +20,7 @@ use super::webhook::{self, SendError};
 use super::{key, Notifier, Pending, Work};
 use crate::actors::registry::Registry;
 use crate::domain::clock::now_ms;
+use crate::domain::conversation::{ConversationDoc, Side};
 use crate::domain::user::ExternalId;
 use crate::domain::Id;
 use crate::metrics::Metrics;
@@ -355,6 +356,37 @@ enum Sent {
     Replaced,
 }
 
+fn store_err(e: StoreError) -> SendError {
+    SendError::Network(format!("store: {e}"))
+}
+
+/// What a due mail or push checks first: the conversation, and the recipient's side of it, while
+/// the recipient still has unread messages there and no connected socket; otherwise why not.
+async fn still_unread(
+    deps: &Deps,
+    conversation: Id,
+    recipient: &ExternalId,
+) -> Result<Result<(ConversationDoc, Side), &'static str>, SendError> {
+    let Some(doc) = deps
+        .store
+        .get_conversation(conversation)
+        .await
+        .map_err(store_err)?
+    else {
+        return Ok(Err("the conversation is gone"));
+    };
+    let Some(side) = doc.record.side_of(recipient) else {
+        return Ok(Err("not a participant"));
+    };
+    if doc.state.side(side).unread == 0 {
+        return Ok(Err("read in time"));
+    }
+    if deps.registry.is_online(recipient) {
+        return Ok(Err("online"));
+    }
+    Ok(Ok((doc, side)))
+}
+
 /// A due push: still worth sending (the newest message, unread, recipient offline), it becomes
 /// one push per subscription, written in place of this one in one atomic write.
 async fn fan_out(
@@ -366,26 +398,12 @@ async fn fan_out(
     sender_name: &str,
     preview: Option<&str>,
 ) -> Result<Sent, SendError> {
-    let store_err = |e: StoreError| SendError::Network(format!("store: {e}"));
-    let Some(doc) = deps
-        .store
-        .get_conversation(conversation)
-        .await
-        .map_err(store_err)?
-    else {
-        return Ok(Sent::Skipped("the conversation is gone"));
-    };
-    let Some(side) = doc.record.side_of(recipient) else {
-        return Ok(Sent::Skipped("not a participant"));
+    let doc = match still_unread(deps, conversation, recipient).await? {
+        Ok((doc, _)) => doc,
+        Err(why) => return Ok(Sent::Skipped(why)),
     };
     if doc.state.last_seq > seq {
         return Ok(Sent::Skipped("a newer message is pushed instead"));
-    }
-    if doc.state.side(side).unread == 0 {
-        return Ok(Sent::Skipped("read in time"));
-    }
-    if deps.registry.is_online(recipient) {
-        return Ok(Sent::Skipped("online"));
     }
     let subscriptions = super::push::list(&*deps.store, recipient)
         .await
@@ -426,7 +444,6 @@ async fn push_one(
     payload: &str,
     topic: &str,
 ) -> Result<Sent, SendError> {
-    let store_err = |e: StoreError| SendError::Network(format!("store: {e}"));
     let Some(vapid) = deps.notifier.vapid.get() else {
         return Err(SendError::Network("no VAPID key loaded".into()));
     };
@@ -458,25 +475,11 @@ async fn unread_mail(
     conversation: Id,
     recipient: &ExternalId,
 ) -> Result<Sent, SendError> {
-    let store_err = |e: StoreError| SendError::Network(format!("store: {e}"));
-    let Some(doc) = deps
-        .store
-        .get_conversation(conversation)
-        .await
-        .map_err(store_err)?
-    else {
-        return Ok(Sent::Skipped("the conversation is gone"));
-    };
-    let Some(side) = doc.record.side_of(recipient) else {
-        return Ok(Sent::Skipped("not a participant"));
+    let (doc, side) = match still_unread(deps, conversation, recipient).await? {
+        Ok(found) => found,
+        Err(why) => return Ok(Sent::Skipped(why)),
     };
     let state = doc.state.side(side);
-    if state.unread == 0 {
-        return Ok(Sent::Skipped("read in time"));
-    }
-    if deps.registry.is_online(recipient) {
-        return Ok(Sent::Skipped("online"));
-    }
     let profile = deps.store.get_user(recipient).await.map_err(store_err)?;
     if profile.as_ref().is_some_and(|u| !u.notify_email) {
         return Ok(Sent::Skipped("opted out"));

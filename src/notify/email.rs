@@ -99,12 +99,7 @@ pub async fn send(
         .json(body)
         .send()
         .await?;
-    let status = answer.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(SendError::Status(status.as_u16()))
-    }
+    super::webhook::accepted(answer.status())
 }
 
 /// The start of a message as a notification shows it: whitespace collapsed, at most

@@ -72,7 +72,11 @@ pub async fn send(
         .body(body.to_string())
         .send()
         .await?;
-    let status = answer.status();
+    accepted(answer.status())
+}
+
+/// A 2xx is delivered; any other status is a failure to retry.
+pub fn accepted(status: reqwest::StatusCode) -> Result<(), SendError> {
     if status.is_success() {
         Ok(())
     } else {
