@@ -6,17 +6,21 @@
 //! disk, so nothing is lost however the process ends; an orderly stop just closes sockets politely.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::actors::supervisor::{Supervisor, SupervisorMsg};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::engine::{Engine, EngineRef};
+use crate::http::listener;
+use crate::http::tls::Certificates;
 use crate::storage::{Store, DEDUPE_WINDOW_MS};
 
 /// How long shutdown waits for in-flight HTTP requests.
@@ -46,6 +50,8 @@ pub enum StartError {
 pub struct Server {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The listeners' certificates (none without TLS), reloaded by [`Server::reload_tls`].
+    certificates: Vec<Arc<Certificates>>,
     pub engine: EngineRef,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
@@ -88,6 +94,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         bound(&admin, config.admin.addr),
     );
 
+    // Certificates next: a bad one is a configuration error, reported before the store opens.
+    let tls = Tls::load(&config)?;
     let store = crate::storage::open::open(&config).await?;
     if config.auth.dev_tokens {
         tracing::warn!("DEV TOKENS ARE ON: POST /api/v1/dev/tokens lets anyone act as any user. Never enable auth.dev_tokens in production.");
@@ -111,18 +119,18 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let public_routes = crate::http::public(engine.clone(), signal.clone());
     let admin_routes = crate::http::admin(engine.clone());
     let listeners = vec![
-        tokio::spawn(
-            warp::serve(public_routes)
-                .incoming(http)
-                .graceful(until(signal.clone()))
-                .run(),
-        ),
-        tokio::spawn(
-            warp::serve(admin_routes)
-                .incoming(admin)
-                .graceful(until(signal.clone()))
-                .run(),
-        ),
+        tokio::spawn(listener::serve(
+            http,
+            public_routes,
+            tls.http.as_ref().map(|(_, a)| a.clone()),
+            signal.clone(),
+        )),
+        tokio::spawn(listener::serve(
+            admin,
+            admin_routes,
+            tls.admin.as_ref().map(|(_, a)| a.clone()),
+            signal.clone(),
+        )),
     ];
     let chores = vec![
         {
@@ -182,10 +190,29 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     ];
     let mut chores = chores;
     chores.extend(start_dispatcher(&engine, signal.clone()));
-    tracing::info!(%http_addr, %admin_addr, "switchboard started");
+    let certificates = tls.certificates();
+    if !certificates.is_empty() && engine.config.http.tls_reload_check_secs > 0 {
+        let every = Duration::from_secs(engine.config.http.tls_reload_check_secs);
+        let certificates = certificates.clone();
+        chores.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                for c in &certificates {
+                    // File reads: small, but not on an async worker.
+                    let c = c.clone();
+                    let _ = tokio::task::spawn_blocking(move || c.reload_logged()).await;
+                }
+            }
+        }));
+    }
+    tracing::info!(%http_addr, %admin_addr, https = tls.http.is_some(), admin_https = tls.admin.is_some(), "switchboard started");
     Ok(Server {
         http_addr,
         admin_addr,
+        certificates,
         engine,
         shutdown,
         listeners,
@@ -243,11 +270,48 @@ async fn sweep_expired_dedupe(store: &dyn Store, now_ms: i64) {
     }
 }
 
-async fn until(mut signal: watch::Receiver<bool>) {
-    let _ = signal.wait_for(|s| *s).await;
+/// The listeners' TLS, when configured: each listener's certificates and acceptor.
+struct Tls {
+    http: Option<(Arc<Certificates>, TlsAcceptor)>,
+    admin: Option<(Arc<Certificates>, TlsAcceptor)>,
+}
+
+impl Tls {
+    fn load(config: &Config) -> Result<Tls, StartError> {
+        let one = |listener: &'static str, cert: &std::path::Path, key: &std::path::Path| {
+            if cert.as_os_str().is_empty() {
+                return Ok(None);
+            }
+            let certs =
+                Certificates::load(listener, cert, key).map_err(|e| ConfigError(e.to_string()))?;
+            let acceptor = certs.acceptor().map_err(|e| ConfigError(e.to_string()))?;
+            Ok::<_, StartError>(Some((certs, acceptor)))
+        };
+        Ok(Tls {
+            http: one("http", &config.http.tls_cert, &config.http.tls_key)?,
+            admin: one("admin", &config.admin.tls_cert, &config.admin.tls_key)?,
+        })
+    }
+
+    fn certificates(&self) -> Vec<Arc<Certificates>> {
+        [&self.http, &self.admin]
+            .into_iter()
+            .flatten()
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
 }
 
 impl Server {
+    /// Reads the certificate files again (SIGHUP): new connections get what changed, open ones
+    /// keep theirs.
+    pub async fn reload_tls(&self) {
+        for c in &self.certificates {
+            let c = c.clone();
+            let _ = tokio::task::spawn_blocking(move || c.reload_logged()).await;
+        }
+    }
+
     /// Stops in order: listeners and sockets, then actors. See the module doc.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
@@ -286,29 +350,37 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         "switchboard listening http={} admin={}",
         server.http_addr, server.admin_addr
     );
-    wait_for_signal().await;
+    wait_for_signal(&server).await;
     server.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM; SIGHUP meanwhile reloads the TLS certificates.
+async fn wait_for_signal(server: &Server) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading TLS certificates");
+                    server.reload_tls().await;
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = server;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -205,7 +205,8 @@ impl Engine {
             objects,
             ids.clone(),
             config.attachments.clone(),
-        );
+        )
+        .map_err(ConfigError)?;
         Ok(Arc::new(Engine {
             claims: Claims::new(store.clone()),
             notifier,

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     Unprocessable,
     RateLimited,
+    /// A fault of the server's own (a file it cannot decrypt): 500, logged where it happens.
+    Internal,
     Unavailable,
 }
 
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::Unprocessable => 422,
             ErrorKind::RateLimited => 429,
+            ErrorKind::Internal => 500,
             ErrorKind::Unavailable => 503,
         }
     }
@@ -223,6 +226,19 @@ impl From<AttachmentError> for ApiError {
             AttachmentError::Objects(detail) => {
                 tracing::error!(error = %detail, "attachment storage failed");
                 ApiError::unavailable("attachment storage is unavailable; try again")
+            }
+            AttachmentError::Infected(_) => ApiError::unprocessable("attachment_rejected", message),
+            AttachmentError::ScannerDown => ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(ErrorKind::Unavailable, "scanner_unavailable", message)
+            },
+            AttachmentError::Unreadable { id, source } => {
+                tracing::error!(attachment_id = %id, error = %source, "attachment cannot be decrypted");
+                ApiError::new(
+                    ErrorKind::Internal,
+                    "attachment_unreadable",
+                    "this attachment cannot be read on this server; its operators are told",
+                )
             }
             AttachmentError::Store(e) => e.into(),
         }

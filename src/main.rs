@@ -95,10 +95,14 @@ fn main() -> ExitCode {
             &mut shown.email.brevo_api_key,
             &mut shown.webhooks.secret,
             &mut shown.push.vapid_private_key,
+            &mut shown.attachments.encryption_key,
         ] {
             if !secret.is_empty() {
                 *secret = "<set>".into();
             }
+        }
+        for old in &mut shown.attachments.previous_encryption_keys {
+            *old = "<set>".into();
         }
         match toml::to_string_pretty(&shown) {
             Ok(t) => print!("{t}"),

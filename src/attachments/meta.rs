@@ -28,6 +28,23 @@ pub struct AttachmentMeta {
     /// Hex SHA-256 of the stored bytes.
     pub sha256: String,
     pub created_at: i64,
+    /// What the virus scan said (`off` for uploads from before scanning existed).
+    #[serde(default)]
+    pub scan: ScanState,
+}
+
+/// An upload's virus scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanState {
+    /// No scanner is configured.
+    #[default]
+    Off,
+    /// clamd found nothing.
+    Clean,
+    /// clamd could not be reached and `attachments.clamd_unavailable` is `fail_open`: accepted,
+    /// and listed for an operator (`unscanned_item`).
+    Unscanned,
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -72,6 +89,16 @@ pub fn pending_item(id: Id) -> Item {
     Item {
         kind: ItemKind::PendingUpload,
         partition: pending_day(id.unix_ms()),
+        key: keys::id(id).to_vec(),
+        value: Vec::new(),
+    }
+}
+
+/// An upload accepted without a scan, for review: one queue (partition empty), keyed by id.
+pub fn unscanned_item(id: Id) -> Item {
+    Item {
+        kind: ItemKind::UnscannedUpload,
+        partition: String::new(),
         key: keys::id(id).to_vec(),
         value: Vec::new(),
     }

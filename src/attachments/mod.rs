@@ -6,9 +6,15 @@
 //! conversation) → `sweep` removes uploads still pending after `attachments.unsent_ttl_secs`.
 //! Bytes go to `object_store` (a local directory by default, S3-compatible storage when
 //! configured: one code path); metadata goes to the store as items (`meta.rs`).
+//!
+//! On the way in, when configured, an upload is scanned by clamd (`scan.rs`) and refused if it
+//! carries a signature, and its bytes are encrypted (`seal.rs`) before they reach the object
+//! store; on the way out they are decrypted, so everything above this module sees plaintext.
 
 pub mod meta;
 pub mod objects;
+pub mod scan;
+pub mod seal;
 pub mod sniff;
 pub mod strip;
 
@@ -19,14 +25,16 @@ use object_store::ObjectStore;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::AttachmentsConfig;
+use crate::config::{AttachmentsConfig, ScanFailure};
 use crate::domain::ids::IdGenerator;
 use crate::domain::message::Attachment;
 use crate::domain::user::ExternalId;
 use crate::domain::Id;
 use crate::storage::items::ItemKind;
 use crate::storage::{keys, Store, StoreError};
-use meta::{clean_filename, link_item, pending_day, pending_item, AttachmentMeta};
+use meta::{clean_filename, link_item, pending_day, pending_item, AttachmentMeta, ScanState};
+use scan::{ScanAddr, ScanError, Scanner, Verdict};
+use seal::{Keyring, SealError};
 use sniff::Kind;
 
 /// Conversations looked at when deciding whether a viewer may fetch an attachment: one upload is
@@ -64,6 +72,14 @@ pub enum AttachmentError {
     Busy,
     #[error("attachment storage failed: {0}")]
     Objects(String),
+    #[error("the virus scan found {0} in the file")]
+    Infected(String),
+    #[error("the virus scanner is unavailable; try again shortly")]
+    ScannerDown,
+    /// Stored bytes that do not decrypt (a missing or wrong key, or altered bytes): served as an
+    /// error, never as garbage.
+    #[error("attachment {id} cannot be read: {source}")]
+    Unreadable { id: Id, source: SealError },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -85,23 +101,40 @@ pub struct Attachments {
     /// Uploads being received at once: each may hold up to `max_bytes` in memory, so this is what
     /// bounds the memory uploads can take.
     uploads: Arc<Semaphore>,
+    keyring: Arc<Keyring>,
+    scanner: Option<Scanner>,
 }
 
 impl Attachments {
+    /// Fails (a configuration error) on an unusable encryption key or clamd address.
     pub fn new(
         store: Arc<dyn Store>,
         objects: Arc<dyn ObjectStore>,
         ids: Arc<IdGenerator>,
         config: AttachmentsConfig,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let uploads = Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1)));
-        Attachments {
+        let keyring =
+            Keyring::from_config(&config.encryption_key, &config.previous_encryption_keys)
+                .map_err(|e| e.to_string())?;
+        let scanner = if config.clamd_addr.trim().is_empty() {
+            None
+        } else {
+            let timeout = std::time::Duration::from_millis(config.clamd_timeout_ms.max(1));
+            Some(Scanner::new(ScanAddr::parse(&config.clamd_addr)?, timeout))
+        };
+        if let Some(id) = keyring.current_key_id() {
+            tracing::info!(key_id = %id, "attachments are encrypted at rest");
+        }
+        Ok(Attachments {
             store,
             objects,
             ids,
             config,
             uploads,
-        }
+            keyring: Arc::new(keyring),
+            scanner,
+        })
     }
 
     pub fn max_bytes(&self) -> u64 {
@@ -129,31 +162,69 @@ impl Attachments {
         if bytes.len() as u64 > self.config.max_bytes {
             return Err(AttachmentError::TooLarge(self.config.max_bytes));
         }
-        // Parsing and hashing up to 5 MiB is milliseconds of CPU: not on an async worker.
-        let (kind, stored, sha256) = tokio::task::spawn_blocking(move || {
-            let (kind, stored) = check_and_clean(bytes)?;
-            let sha256 = hex(&Sha256::digest(&stored));
-            Ok::<_, AttachmentError>((kind, stored, sha256))
+        // Parsing, hashing and encrypting up to 5 MiB is milliseconds of CPU: not on an async
+        // worker.
+        let id = self.ids.next_id();
+        let keyring = self.keyring.clone();
+        let (kind, plain, sealed, sha256) = tokio::task::spawn_blocking(move || {
+            let (kind, plain) = check_and_clean(bytes)?;
+            let sha256 = hex(&Sha256::digest(&plain));
+            let sealed = keyring
+                .seal(AttachmentMeta::object_path(id).as_ref(), plain.clone())
+                .map_err(|source| AttachmentError::Unreadable { id, source })?;
+            Ok::<_, AttachmentError>((kind, plain, sealed, sha256))
         })
         .await
         .map_err(|e| AttachmentError::Objects(format!("upload processing failed: {e}")))??;
-        let id = self.ids.next_id();
+        // Before anything is stored: a refused file leaves no bytes behind.
+        let scan = self.scan(owner, &plain).await?;
         let fallback = format!("upload-{id}.{}", kind.extension());
         let meta = AttachmentMeta {
             id,
             owner: owner.clone(),
             filename: clean_filename(filename, &fallback),
             content_type: kind.content_type().to_string(),
-            size: stored.len() as u64,
+            size: plain.len() as u64,
             sha256,
             created_at: id.unix_ms(),
+            scan,
         };
         self.store.put_item(&pending_item(id)).await?;
         self.objects
-            .put(&AttachmentMeta::object_path(id), stored.into())
+            .put(&AttachmentMeta::object_path(id), sealed.into())
             .await?;
         self.store.put_item(&meta.item()).await?;
+        if scan == ScanState::Unscanned {
+            self.store.put_item(&meta::unscanned_item(id)).await?;
+        }
         Ok(meta)
+    }
+
+    /// The scan's outcome for `bytes`, or why the upload is refused. Without a scanner: `Off`.
+    /// A scanner that cannot answer (down, too slow, or refusing the file, e.g. over its size
+    /// limit) is `attachments.clamd_unavailable`'s decision: refused, or accepted unscanned.
+    async fn scan(&self, owner: &ExternalId, bytes: &[u8]) -> Result<ScanState, AttachmentError> {
+        let Some(scanner) = &self.scanner else {
+            return Ok(ScanState::Off);
+        };
+        let failed = match scanner.scan(bytes).await {
+            Ok(Verdict::Clean) => return Ok(ScanState::Clean),
+            Ok(Verdict::Infected(signature)) => {
+                tracing::warn!(user_id = %owner, %signature, "upload refused by the virus scan");
+                return Err(AttachmentError::Infected(signature));
+            }
+            Err(e @ (ScanError::Unavailable(_) | ScanError::Protocol(_))) => e,
+        };
+        match self.config.clamd_unavailable {
+            ScanFailure::FailClosed => {
+                tracing::warn!(user_id = %owner, error = %failed, addr = %scanner.addr(), "upload refused: it could not be scanned");
+                Err(AttachmentError::ScannerDown)
+            }
+            ScanFailure::FailOpen => {
+                tracing::warn!(user_id = %owner, error = %failed, addr = %scanner.addr(), "upload accepted unscanned and flagged for review");
+                Ok(ScanState::Unscanned)
+            }
+        }
     }
 
     async fn meta(&self, id: Id) -> Result<Option<AttachmentMeta>, AttachmentError> {
@@ -230,13 +301,72 @@ impl Attachments {
         if &meta.owner != viewer && !self.shown_to(viewer, id).await? {
             return Err(AttachmentError::NotFound);
         }
-        let bytes = self
-            .objects
-            .get(&AttachmentMeta::object_path(id))
-            .await?
-            .bytes()
-            .await?;
+        let path = AttachmentMeta::object_path(id);
+        let stored = self.objects.get(&path).await?.bytes().await?;
+        let keyring = self.keyring.clone();
+        let expected = meta.sha256.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let encrypted = stored.starts_with(seal::MAGIC);
+            let plain = keyring.open(path.as_ref(), stored)?;
+            // Stored before encryption was on, or planted in the clear over an encrypted file:
+            // served only if it is the file the metadata describes.
+            if !encrypted && keyring.enabled() && hex(&Sha256::digest(&plain)) != expected {
+                return Err(SealError::NotEncrypted);
+            }
+            Ok(plain)
+        })
+        .await
+        .map_err(|e| AttachmentError::Objects(format!("attachment decryption failed: {e}")))?
+        .map_err(|source| AttachmentError::Unreadable { id, source })?;
         Ok((meta, bytes))
+    }
+
+    /// Uploads accepted while the scanner was down (`fail_open`), oldest first, after `after`:
+    /// at most `limit`, and whether there are more.
+    pub async fn unscanned(
+        &self,
+        after: Option<Id>,
+        limit: usize,
+    ) -> Result<(Vec<AttachmentMeta>, bool), AttachmentError> {
+        let after = after.map(keys::id);
+        let items = self
+            .store
+            .list_items(
+                ItemKind::UnscannedUpload,
+                "",
+                after.as_ref().map(|k| k.as_slice()),
+                limit + 1,
+            )
+            .await?;
+        let more = items.len() > limit;
+        let mut metas = Vec::with_capacity(limit);
+        for item in items.iter().take(limit) {
+            let Ok(raw) = <[u8; 8]>::try_from(item.key.as_slice()) else {
+                continue;
+            };
+            if let Some(m) = self.meta(Id(u64::from_be_bytes(raw))).await? {
+                metas.push(m);
+            }
+        }
+        Ok((metas, more))
+    }
+
+    /// An operator has looked at an unscanned upload: it leaves the review list (`NotFound` if
+    /// it is not on it).
+    pub async fn reviewed(&self, id: Id) -> Result<(), AttachmentError> {
+        let item = meta::unscanned_item(id);
+        if self
+            .store
+            .get_item(item.kind, &item.partition, &item.key)
+            .await?
+            .is_none()
+        {
+            return Err(AttachmentError::NotFound);
+        }
+        self.store
+            .delete_item(item.kind, &item.partition, &item.key)
+            .await?;
+        Ok(())
     }
 
     async fn shown_to(&self, viewer: &ExternalId, id: Id) -> Result<bool, AttachmentError> {
@@ -305,6 +435,10 @@ impl Attachments {
             }
             self.store
                 .delete_item(ItemKind::Attachment, &id.to_string(), &keys::id(id))
+                .await?;
+            let unscanned = meta::unscanned_item(id);
+            self.store
+                .delete_item(unscanned.kind, &unscanned.partition, &unscanned.key)
                 .await?;
         }
         self.store

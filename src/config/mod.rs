@@ -54,6 +54,13 @@ pub struct HttpConfig {
     /// address, which behind a proxy is the proxy's. Only set it when every request comes
     /// through that proxy, or clients choose their own address for the per-address limits.
     pub client_ip_header: String,
+    /// PEM certificate chain and private key: with both set this listener speaks TLS (HTTPS and
+    /// `wss://`); with neither, plain HTTP (for a proxy that terminates TLS in front).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Seconds between checks of both listeners' certificate files for changes (a renewed
+    /// certificate is then served without a restart, as on SIGHUP). 0: only SIGHUP reloads.
+    pub tls_reload_check_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +69,9 @@ pub struct AdminConfig {
     pub addr: SocketAddr,
     /// Static bearer token for operators. Empty: only JWTs with role `admin` are accepted.
     pub token: String,
+    /// As `http.tls_cert` / `http.tls_key`, for the admin listener.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +221,27 @@ pub struct AttachmentsConfig {
     pub s3_region: String,
     /// For S3-compatible services (MinIO, R2, ...): their URL; `http://` allows plain HTTP.
     pub s3_endpoint: String,
+    /// Master key (base64 of 32 bytes) that wraps each file's own AES-256-GCM key. Set: files are
+    /// stored encrypted; empty (the default): in the clear.
+    pub encryption_key: String,
+    /// Earlier master keys, kept so files written under them stay readable after a rotation.
+    #[serde(deserialize_with = "fields::list_or_comma_separated")]
+    pub previous_encryption_keys: Vec<String>,
+    /// A `clamd` to scan every upload with before it can be attached: `host:port`, or
+    /// `unix:/path` (or an absolute path) for its local socket. Empty: uploads are not scanned.
+    pub clamd_addr: String,
+    /// What an upload gets while clamd cannot be reached: `fail_closed` refuses it (503),
+    /// `fail_open` accepts it and flags it for review.
+    pub clamd_unavailable: ScanFailure,
+    /// How long one scan may take, connecting included.
+    pub clamd_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanFailure {
+    FailClosed,
+    FailOpen,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -230,10 +261,15 @@ impl Default for Config {
                 addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 allowed_origins: Vec::new(),
                 client_ip_header: String::new(),
+                tls_cert: PathBuf::new(),
+                tls_key: PathBuf::new(),
+                tls_reload_check_secs: 5,
             },
             admin: AdminConfig {
                 addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
                 token: String::new(),
+                tls_cert: PathBuf::new(),
+                tls_key: PathBuf::new(),
             },
             auth: AuthConfig {
                 algorithm: JwtAlgorithm::HS256,
@@ -303,6 +339,11 @@ impl Default for Config {
                 s3_bucket: String::new(),
                 s3_region: String::new(),
                 s3_endpoint: String::new(),
+                encryption_key: String::new(),
+                previous_encryption_keys: Vec::new(),
+                clamd_addr: String::new(),
+                clamd_unavailable: ScanFailure::FailClosed,
+                clamd_timeout_ms: 10_000,
             },
             moderation: Default::default(),
             email: Default::default(),
@@ -465,6 +506,20 @@ impl Config {
             return bad(
                 "realtime.auth_timeout_secs and realtime.ping_interval_secs must be at least 1",
             );
+        }
+        for (listener, cert, key) in [
+            ("http", &self.http.tls_cert, &self.http.tls_key),
+            ("admin", &self.admin.tls_cert, &self.admin.tls_key),
+        ] {
+            if cert.as_os_str().is_empty() != key.as_os_str().is_empty() {
+                return Err(ConfigError(format!(
+                    "{listener}.tls_cert and {listener}.tls_key go together: set both for TLS, \
+                     or neither for plain HTTP"
+                )));
+            }
+        }
+        if self.attachments.clamd_timeout_ms == 0 {
+            return bad("attachments.clamd_timeout_ms must be at least 1");
         }
         self.moderation.validate().map_err(ConfigError)?;
         crate::notify::config::validate(&self.email, &self.webhooks, &self.push)?;

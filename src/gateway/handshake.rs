@@ -50,7 +50,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (WarpResponse,), Error = Rejection> + Clone {
     let common = warp::get()
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(crate::http::listener::peer())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::ext::optional::<OnUpgrade>())
         .and(warp::any().map(move || engine.clone()))

@@ -1,4 +1,6 @@
-//! `POST /api/v1/attachments` (multipart upload) and `GET /api/v1/attachments/{id}`.
+//! `POST /api/v1/attachments` (multipart upload) and `GET /api/v1/attachments/{id}`; for
+//! operators, the uploads accepted unscanned (`GET /admin/v1/attachments/unscanned`, and
+//! `DELETE .../{id}` once reviewed).
 //!
 //! The upload is read as a stream, field by field (`multer`): the `file` field is gathered up to
 //! `attachments.max_bytes` and the request is refused the moment it passes that, so an upload
@@ -9,9 +11,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
-use warp::{Filter, Rejection};
+use warp::{Filter, Rejection, Reply};
 
-use super::reply::{json, principal, reject, with_engine};
+use super::admin::operator;
+use super::reply::{id_cursor, json, limit_param, principal, query_pairs, reject, with_engine};
 use crate::attachments::AttachmentError;
 use crate::domain::user::Principal;
 use crate::domain::Id;
@@ -42,6 +45,67 @@ pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = R
         .and(with_engine(engine))
         .and_then(fetch);
     upload.or(fetch).unify()
+}
+
+pub fn admin_routes(
+    engine: EngineRef,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let list = warp::path!("admin" / "v1" / "attachments" / "unscanned")
+        .and(warp::get())
+        .and(operator(engine.clone()))
+        .and(query_pairs())
+        .and(with_engine(engine.clone()))
+        .and_then(unscanned);
+    let reviewed = warp::path!("admin" / "v1" / "attachments" / "unscanned" / String)
+        .and(warp::delete())
+        .and(operator(engine.clone()))
+        .and(with_engine(engine))
+        .and_then(reviewed);
+    list.or(reviewed).unify()
+}
+
+async fn unscanned(
+    _op: (),
+    q: Vec<(String, String)>,
+    engine: EngineRef,
+) -> Result<Response, Rejection> {
+    async {
+        let limit = limit_param(&q, 50, 200)?;
+        let after = id_cursor(&q)?;
+        let (metas, more) = engine.attachments.unscanned(after, limit).await?;
+        let next = more
+            .then(|| metas.last().map(|m| m.id.to_string()))
+            .flatten();
+        let items: Vec<_> = metas
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "id": m.id, "owner_id": m.owner, "filename": m.filename,
+                    "content_type": m.content_type, "size": m.size, "sha256": m.sha256,
+                    "created_at": crate::domain::clock::format_ms(m.created_at),
+                })
+            })
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"items": items, "next_cursor": next}),
+        ))
+    }
+    .await
+    .map_err(|e: crate::error::ApiError| reject(e))
+}
+
+async fn reviewed(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
+    async {
+        let id: Id = id.parse().map_err(|_| AttachmentError::NotFound)?;
+        engine.attachments.reviewed(id).await?;
+        tracing::info!(attachment_id = %id, "unscanned upload reviewed");
+        Ok::<_, AttachmentError>(
+            warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response(),
+        )
+    }
+    .await
+    .map_err(|e| reject(e.into()))
 }
 
 async fn upload<S, B>(
@@ -83,6 +147,7 @@ where
                 "content_type": meta.content_type,
                 "size": meta.size,
                 "sha256": meta.sha256,
+                "scan": meta.scan,
             }),
         ))
     }

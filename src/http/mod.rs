@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod cors;
 pub mod credentials;
 pub mod dev;
+pub mod listener;
 pub mod messages;
 pub mod moderation;
 pub mod push;
@@ -16,6 +17,7 @@ pub mod reply;
 pub mod serial;
 pub mod services;
 pub mod templates;
+pub mod tls;
 pub mod webhooks;
 
 use tokio::sync::watch;
@@ -84,6 +86,8 @@ pub fn admin(
         .or(moderation::admin_routes(engine.clone()))
         .unify()
         .or(webhooks::admin_routes(engine.clone()))
+        .unify()
+        .or(attachments::admin_routes(engine.clone()))
         .unify()
         .or(admin::routes(engine))
         .unify()

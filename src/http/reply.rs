@@ -45,7 +45,7 @@ pub fn principal(
 ) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
     warp::method()
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(crate::http::listener::peer())
         .and_then(
             move |method: Method, headers: HeaderMap, peer: Option<SocketAddr>| {
                 let engine = engine.clone();

@@ -41,10 +41,13 @@ pub enum ItemKind {
     VapidKey,
     /// A provider's quick-reply template. Partition: the provider id; key: the template id.
     Template,
+    /// An upload accepted while the virus scanner was down (`fail_open`), for review.
+    /// Partition: empty (one list); key: the attachment id.
+    UnscannedUpload,
 }
 
 impl ItemKind {
-    pub const ALL: [ItemKind; 10] = [
+    pub const ALL: [ItemKind; 11] = [
         ItemKind::Attachment,
         ItemKind::AttachmentLink,
         ItemKind::PendingUpload,
@@ -55,6 +58,7 @@ impl ItemKind {
         ItemKind::PushSubscription,
         ItemKind::VapidKey,
         ItemKind::Template,
+        ItemKind::UnscannedUpload,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +73,7 @@ impl ItemKind {
             ItemKind::PushSubscription => "push_subscription",
             ItemKind::VapidKey => "vapid_key",
             ItemKind::Template => "template",
+            ItemKind::UnscannedUpload => "unscanned_upload",
         }
     }
 

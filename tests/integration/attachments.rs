@@ -7,7 +7,7 @@ use super::harness::{Server, Ws};
 
 const BOUNDARY: &str = "----switchboard-test-boundary";
 
-fn fixture(name: &str) -> Vec<u8> {
+pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
         "{}/tests/fixtures/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -55,7 +55,7 @@ async fn upload_raw(server: &Server, token: &str, body: Vec<u8>, chunked: bool) 
     }
 }
 
-async fn upload(server: &Server, token: &str, name: &str, bytes: &[u8]) -> (u16, Value) {
+pub async fn upload(server: &Server, token: &str, name: &str, bytes: &[u8]) -> (u16, Value) {
     upload_raw(
         server,
         token,
@@ -65,7 +65,7 @@ async fn upload(server: &Server, token: &str, name: &str, bytes: &[u8]) -> (u16,
     .await
 }
 
-async fn download(
+pub async fn download(
     server: &Server,
     token: &str,
     id: &str,
@@ -81,7 +81,7 @@ async fn download(
     (status, headers, res.bytes().await.unwrap().to_vec())
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 

@@ -23,6 +23,30 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// The certificates of `root_pem`, as trust anchors.
+pub fn roots(root_pem: &str) -> rustls::RootCertStore {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
+        roots
+            .add(cert.expect("root PEM"))
+            .expect("root certificate");
+    }
+    roots
+}
+
+/// A TLS client configuration that trusts `root_pem` (ring, as the server uses).
+pub fn client_config(root_pem: &str) -> rustls::ClientConfig {
+    let roots = roots(root_pem);
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth()
+}
+
 /// A token signed with the test server's secret, as the marketplace backend would sign it.
 pub fn signed(claims: Value) -> String {
     jsonwebtoken::encode(
@@ -43,6 +67,9 @@ pub struct Server {
     pub log: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
     client: reqwest::Client,
+    /// Set when both listeners speak TLS (`start_tls`): URLs are `https://` / `wss://` and
+    /// clients trust this configuration's roots.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 fn spawn(dir: &Path, env: &[(String, String)], log: Option<&Path>) -> (Child, String, String) {
@@ -118,6 +145,26 @@ impl Server {
         Self::launch(env, true)
     }
 
+    /// Starts with both listeners on TLS (`env` names the PEM files), trusting `root_pem`.
+    pub async fn start_tls(env: &[(&str, &str)], root_pem: &str) -> Server {
+        let mut server = Self::launch(env, false);
+        let cert = reqwest::Certificate::from_pem(root_pem.as_bytes()).expect("root PEM");
+        server.client = reqwest::Client::builder()
+            .add_root_certificate(cert)
+            .build()
+            .expect("TLS client");
+        server.tls = Some(std::sync::Arc::new(client_config(root_pem)));
+        server
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     fn launch(env: &[(&str, &str)], logged: bool) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join("store");
@@ -136,6 +183,7 @@ impl Server {
             log,
             _tmp: Some(tmp),
             client: reqwest::Client::new(),
+            tls: None,
         }
     }
 
@@ -167,9 +215,22 @@ impl Server {
         self.admin = admin;
     }
 
+    /// Starts the server again on the same store with these settings instead of the first ones.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.restart();
+    }
+
     pub fn restart_after_kill(&mut self) {
         self.kill9();
         self.restart();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server is running").id()
     }
 
     /// The server process's resident memory, in KiB (Linux `/proc`).
@@ -184,11 +245,12 @@ impl Server {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.http, path)
+        format!("{}://{}{}", self.scheme(), self.http, path)
     }
 
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.http, path)
+        let ws = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{ws}://{}{}", self.http, path)
     }
 
     /// Any HTTP call: answers (status, JSON body or Null).
@@ -252,7 +314,7 @@ impl Server {
     }
 
     pub async fn admin_call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("http://{}{}", self.admin, path);
+        let url = format!("{}://{}{}", self.scheme(), self.admin, path);
         self.call(method, &url, Some(ADMIN_TOKEN), body).await
     }
 
@@ -324,13 +386,31 @@ pub const WAIT: Duration = Duration::from_secs(10);
 impl Ws {
     /// Connects with the token in the URL and waits for `ready`.
     pub async fn connect(server: &Server, token: &str) -> Ws {
-        Self::connect_url(&server.ws_url(&format!("/ws?access_token={token}"))).await
+        let url = server.ws_url(&format!("/ws?access_token={token}"));
+        match &server.tls {
+            None => Self::connect_url(&url).await,
+            Some(tls) => Self::connect_tls(&url, tls.clone()).await,
+        }
     }
 
     pub async fn connect_url(url: &str) -> Ws {
         let (stream, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connects");
+        Self::ready(stream).await
+    }
+
+    /// `wss://`, trusting `tls`'s roots.
+    pub async fn connect_tls(url: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> Ws {
+        let connector = tokio_tungstenite::Connector::Rustls(tls);
+        let (stream, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector))
+                .await
+                .expect("secure websocket connects");
+        Self::ready(stream).await
+    }
+
+    async fn ready(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Ws {
         let mut ws = Ws {
             stream,
             ready: Value::Null,

@@ -1,10 +1,12 @@
 //! Integration tests: each starts the real server binary on ephemeral ports with its own store
 //! and speaks real HTTP and WebSocket to it.
 
+mod at_rest;
 mod attachments;
 mod authz;
 mod bad_input;
 mod browser;
+mod clamd;
 mod cookie_auth;
 mod cors;
 mod durability;
@@ -21,4 +23,6 @@ mod replay;
 mod security;
 mod spine;
 mod templates;
+mod tls;
+mod virus_scan;
 mod websocket;
