@@ -355,23 +355,28 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The next delivery of a signal that could be registered; never, for one that could not.
+#[cfg(unix)]
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for Ctrl-C or SIGTERM; SIGHUP meanwhile reloads the TLS certificates.
 async fn wait_for_signal(server: &Server) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
+        // Registered one by one: without SIGHUP the server still stops gracefully on SIGTERM.
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut hup = signal(SignalKind::hangup()).ok();
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return,
-                _ = term.recv() => return,
-                _ = hup.recv() => {
+                Some(_) = recv(&mut term) => return,
+                Some(_) = recv(&mut hup) => {
                     tracing::info!("SIGHUP: reloading TLS certificates");
                     server.reload_tls().await;
                 }

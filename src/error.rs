@@ -227,7 +227,9 @@ impl From<AttachmentError> for ApiError {
                 tracing::error!(error = %detail, "attachment storage failed");
                 ApiError::unavailable("attachment storage is unavailable; try again")
             }
-            AttachmentError::Infected(_) => ApiError::unprocessable("attachment_rejected", message),
+            AttachmentError::Infected(_) | AttachmentError::Unscannable(_) => {
+                ApiError::unprocessable("attachment_rejected", message)
+            }
             AttachmentError::ScannerDown => ApiError {
                 retry_after: Some(5),
                 ..ApiError::new(ErrorKind::Unavailable, "scanner_unavailable", message)

@@ -74,6 +74,8 @@ pub enum AttachmentError {
     Objects(String),
     #[error("the virus scan found {0} in the file")]
     Infected(String),
+    #[error("the virus scanner would not scan the file: {0}")]
+    Unscannable(String),
     #[error("the virus scanner is unavailable; try again shortly")]
     ScannerDown,
     /// Stored bytes that do not decrypt (a missing or wrong key, or altered bytes): served as an
@@ -98,8 +100,8 @@ pub struct Attachments {
     objects: Arc<dyn ObjectStore>,
     ids: Arc<IdGenerator>,
     config: AttachmentsConfig,
-    /// Uploads being received at once: each may hold up to `max_bytes` in memory, so this is what
-    /// bounds the memory uploads can take.
+    /// Uploads being received at once: each may hold up to `max_bytes` in memory (twice that
+    /// while it is encrypted), so this is what bounds the memory uploads can take.
     uploads: Arc<Semaphore>,
     keyring: Arc<Keyring>,
     scanner: Option<Scanner>,
@@ -164,27 +166,31 @@ impl Attachments {
         }
         // Parsing, hashing and encrypting up to 5 MiB is milliseconds of CPU: not on an async
         // worker.
-        let id = self.ids.next_id();
-        let keyring = self.keyring.clone();
-        let (kind, plain, sealed, sha256) = tokio::task::spawn_blocking(move || {
+        let (kind, plain, sha256) = tokio::task::spawn_blocking(move || {
             let (kind, plain) = check_and_clean(bytes)?;
             let sha256 = hex(&Sha256::digest(&plain));
-            let sealed = keyring
-                .seal(AttachmentMeta::object_path(id).as_ref(), plain.clone())
-                .map_err(|source| AttachmentError::Unreadable { id, source })?;
-            Ok::<_, AttachmentError>((kind, plain, sealed, sha256))
+            Ok::<_, AttachmentError>((kind, plain, sha256))
         })
         .await
         .map_err(|e| AttachmentError::Objects(format!("upload processing failed: {e}")))??;
-        // Before anything is stored: a refused file leaves no bytes behind.
+        // Before anything is stored (or encrypted): a refused file leaves nothing behind.
         let scan = self.scan(owner, &plain).await?;
+        let id = self.ids.next_id();
+        let size = plain.len() as u64;
+        let keyring = self.keyring.clone();
+        let sealed = tokio::task::spawn_blocking(move || {
+            keyring.seal(AttachmentMeta::object_path(id).as_ref(), plain)
+        })
+        .await
+        .map_err(|e| AttachmentError::Objects(format!("upload processing failed: {e}")))?
+        .map_err(|e| AttachmentError::Objects(e.to_string()))?;
         let fallback = format!("upload-{id}.{}", kind.extension());
         let meta = AttachmentMeta {
             id,
             owner: owner.clone(),
             filename: clean_filename(filename, &fallback),
             content_type: kind.content_type().to_string(),
-            size: plain.len() as u64,
+            size,
             sha256,
             created_at: id.unix_ms(),
             scan,
@@ -201,27 +207,33 @@ impl Attachments {
     }
 
     /// The scan's outcome for `bytes`, or why the upload is refused. Without a scanner: `Off`.
-    /// A scanner that cannot answer (down, too slow, or refusing the file, e.g. over its size
-    /// limit) is `attachments.clamd_unavailable`'s decision: refused, or accepted unscanned.
+    /// A scanner that cannot be reached or does not answer in time is
+    /// `attachments.clamd_unavailable`'s decision (refused, or accepted unscanned); a file clamd
+    /// refuses to scan (over its `StreamMaxLength`, say) is refused whatever that says, or
+    /// `fail_open` would let any file too large for clamd through.
     async fn scan(&self, owner: &ExternalId, bytes: &[u8]) -> Result<ScanState, AttachmentError> {
         let Some(scanner) = &self.scanner else {
             return Ok(ScanState::Off);
         };
-        let failed = match scanner.scan(bytes).await {
+        let down = match scanner.scan(bytes).await {
             Ok(Verdict::Clean) => return Ok(ScanState::Clean),
             Ok(Verdict::Infected(signature)) => {
                 tracing::warn!(user_id = %owner, %signature, "upload refused by the virus scan");
                 return Err(AttachmentError::Infected(signature));
             }
-            Err(e @ (ScanError::Unavailable(_) | ScanError::Protocol(_))) => e,
+            Err(ScanError::Protocol(why)) => {
+                tracing::warn!(user_id = %owner, %why, "upload refused: clamd would not scan it");
+                return Err(AttachmentError::Unscannable(why));
+            }
+            Err(e @ ScanError::Unavailable(_)) => e,
         };
         match self.config.clamd_unavailable {
             ScanFailure::FailClosed => {
-                tracing::warn!(user_id = %owner, error = %failed, addr = %scanner.addr(), "upload refused: it could not be scanned");
+                tracing::warn!(user_id = %owner, error = %down, addr = %scanner.addr(), "upload refused: it could not be scanned");
                 Err(AttachmentError::ScannerDown)
             }
             ScanFailure::FailOpen => {
-                tracing::warn!(user_id = %owner, error = %failed, addr = %scanner.addr(), "upload accepted unscanned and flagged for review");
+                tracing::warn!(user_id = %owner, error = %down, addr = %scanner.addr(), "upload accepted unscanned and flagged for review");
                 Ok(ScanState::Unscanned)
             }
         }
@@ -304,13 +316,24 @@ impl Attachments {
         let path = AttachmentMeta::object_path(id);
         let stored = self.objects.get(&path).await?.bytes().await?;
         let keyring = self.keyring.clone();
-        let expected = meta.sha256.clone();
+        let (size, expected) = (meta.size, meta.sha256.clone());
         let bytes = tokio::task::spawn_blocking(move || {
             let encrypted = stored.starts_with(seal::MAGIC);
+            let want = if encrypted {
+                size + seal::OVERHEAD as u64
+            } else {
+                size
+            };
+            if stored.len() as u64 != want {
+                return Err(SealError::Corrupt(format!(
+                    "{} bytes stored where {want} were expected",
+                    stored.len()
+                )));
+            }
             let plain = keyring.open(path.as_ref(), stored)?;
-            // Stored before encryption was on, or planted in the clear over an encrypted file:
-            // served only if it is the file the metadata describes.
-            if !encrypted && keyring.enabled() && hex(&Sha256::digest(&plain)) != expected {
+            // Stored in the clear (before encryption was on, or with it off), or planted in the
+            // clear over an encrypted file: served only if it is the file the metadata describes.
+            if !encrypted && hex(&Sha256::digest(&plain)) != expected {
                 return Err(SealError::NotEncrypted);
             }
             Ok(plain)

@@ -38,9 +38,18 @@ pub struct Certificates {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: ArcSwap<CertifiedKey>,
-    /// The files' bytes when last looked at (loaded or refused), so a check parses, and says
-    /// something, only when they changed.
-    seen: std::sync::Mutex<(Vec<u8>, Vec<u8>)>,
+    /// What the files held when last looked at, so a check parses, and says something, only
+    /// when that changed. Held while the files are read, so a signal and the timed check never
+    /// put an older pair back over a newer one.
+    seen: std::sync::Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    /// The last reason a reload failed, so a renewal that stays broken is reported once.
+    failure: Option<String>,
 }
 
 impl std::fmt::Debug for Certificates {
@@ -66,37 +75,60 @@ impl Certificates {
             cert_path: cert_path.to_path_buf(),
             key_path: key_path.to_path_buf(),
             current: ArcSwap::from_pointee(certified),
-            seen: std::sync::Mutex::new((cert, key)),
+            seen: std::sync::Mutex::new(Seen {
+                cert,
+                key,
+                failure: None,
+            }),
         }))
     }
 
     /// Reads the files again and serves them from the next handshake on if they changed and
     /// parse. A pair that does not (a renewal half-written, a key that does not match) keeps the
-    /// old certificate in service and says why. Answers whether a new certificate is in service.
-    pub fn reload(&self) -> Result<bool, TlsError> {
-        let (cert, key) = read_pair(self.listener, &self.cert_path, &self.key_path)?;
+    /// old certificate in service. Answers whether a new certificate is in service, and the
+    /// reason it is not when that reason is new (`None` for one already reported).
+    fn reload(&self) -> (bool, Option<TlsError>) {
         let Ok(mut seen) = self.seen.lock() else {
-            return Err(TlsError::Setup("certificate state poisoned".into()));
+            return (
+                false,
+                Some(TlsError::Setup("certificate state poisoned".into())),
+            );
         };
-        if seen.0 == cert && seen.1 == key {
-            return Ok(false);
+        let outcome =
+            read_pair(self.listener, &self.cert_path, &self.key_path).and_then(|(cert, key)| {
+                if seen.cert == cert && seen.key == key {
+                    return Ok(false);
+                }
+                let parsed = parse(self.listener, &self.cert_path, &self.key_path, &cert, &key);
+                seen.cert = cert;
+                seen.key = key;
+                self.current.store(Arc::new(parsed?));
+                Ok(true)
+            });
+        match outcome {
+            Ok(swapped) => {
+                seen.failure = None;
+                (swapped, None)
+            }
+            Err(e) => {
+                let why = e.to_string();
+                let new = seen.failure.as_deref() != Some(why.as_str());
+                seen.failure = Some(why);
+                (false, new.then_some(e))
+            }
         }
-        let parsed = parse(self.listener, &self.cert_path, &self.key_path, &cert, &key);
-        *seen = (cert, key);
-        self.current.store(Arc::new(parsed?));
-        Ok(true)
     }
 
     /// `reload`, with the outcome in the log (for the signal handler and the file check).
     pub fn reload_logged(&self) {
         match self.reload() {
-            Ok(true) => {
+            (true, _) => {
                 tracing::info!(listener = self.listener, cert = %self.cert_path.display(), "TLS certificate reloaded")
             }
-            Ok(false) => tracing::debug!(listener = self.listener, "TLS certificate unchanged"),
-            Err(e) => {
+            (false, Some(e)) => {
                 tracing::warn!(listener = self.listener, error = %e, "TLS certificate not reloaded; the previous one stays in service")
             }
+            (false, None) => tracing::debug!(listener = self.listener, "TLS certificate unchanged"),
         }
     }
 
@@ -198,21 +230,31 @@ mod tests {
         let (c, k) = write(dir.path(), &cert_a, &key_a);
         let certs = Certificates::load("http", &c, &k).unwrap();
         let first = certs.current.load_full();
-        assert!(!certs.reload().unwrap(), "unchanged files are not reloaded");
+        assert!(
+            matches!(certs.reload(), (false, None)),
+            "unchanged files are not reloaded"
+        );
 
         let (cert_b, key_b) = pair("b.test");
         // A renewal half-way: the new certificate with the old key.
         std::fs::write(&c, &cert_b).unwrap();
-        let err = certs.reload().unwrap_err();
-        assert!(matches!(err, TlsError::Mismatch { .. }), "{err}");
+        let (swapped, err) = certs.reload();
+        assert!(!swapped && matches!(err, Some(TlsError::Mismatch { .. })));
         assert!(
             Arc::ptr_eq(&first, &certs.current.load_full()),
             "old one stays"
         );
-        assert!(!certs.reload().unwrap(), "a refused pair is reported once");
+        assert!(matches!(certs.reload(), (false, None)), "reported once");
+        // The key file gone for a moment: reported once too.
+        std::fs::remove_file(&k).unwrap();
+        assert!(matches!(
+            certs.reload(),
+            (false, Some(TlsError::File { .. }))
+        ));
+        assert!(matches!(certs.reload(), (false, None)));
 
         std::fs::write(&k, &key_b).unwrap();
-        assert!(certs.reload().unwrap());
+        assert!(certs.reload().0);
         assert!(!Arc::ptr_eq(&first, &certs.current.load_full()));
     }
 
@@ -233,5 +275,15 @@ mod tests {
         let (c, k) = write(dir.path(), &cert, "garbage");
         let e = Certificates::load("http", &c, &k).unwrap_err().to_string();
         assert!(e.starts_with("http.tls_key"), "{e}");
+        // A key flattened onto one line (as environment variables tend to): the error must
+        // not quote it.
+        let flat = key.replace('\n', " ");
+        let body: String = key.lines().nth(1).unwrap().to_string();
+        let (c, k) = write(dir.path(), &cert, &flat);
+        let e = Certificates::load("http", &c, &k).unwrap_err().to_string();
+        assert!(
+            e.starts_with("http.tls_key") && !e.contains(&body[..20]),
+            "{e}"
+        );
     }
 }

@@ -91,11 +91,15 @@ async fn stored_bytes_are_ciphertext_and_a_rotated_key_still_reads_old_files() {
     bytes[last] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
     let (status, _, body) = download(&server, &t, &new).await;
-    assert_eq!(status, 500, "{}", String::from_utf8_lossy(&body));
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("attachment_unreadable"))
+    );
 }
 
 #[tokio::test]
-async fn files_from_before_encryption_stay_readable_and_planted_ones_do_not() {
+async fn files_in_the_clear_stay_readable_and_altered_ones_do_not() {
     let mut server = Server::start().await;
     let t = server.token("legacy-owner", "customer").await;
     let gif = fixture("t.gif");
@@ -121,14 +125,26 @@ async fn files_from_before_encryption_stay_readable_and_planted_ones_do_not() {
         "a legacy file is served"
     );
 
-    // Someone with the bucket but not the key swaps one plaintext file for another.
+    // Someone with the bucket but not the key alters a file stored in the clear.
     let dir = server.dir.join("attachments").join("attachments");
-    std::fs::copy(dir.join(&first), dir.join(&second)).unwrap();
+    // Same length, one byte changed: only the sha256 check can tell.
+    let mut altered = std::fs::read(dir.join(&second)).unwrap();
+    let last = altered.len() - 1;
+    altered[last] ^= 0x01;
+    std::fs::write(dir.join(&second), &altered).unwrap();
     let (status, _, _) = download(&server, &t, &second).await;
     assert_eq!(
         status, 500,
         "a plaintext file that is not the recorded one is refused"
     );
+
+    // Encryption off again: a file in the clear is still checked against its record.
+    server.restart_with(&[]);
+    let t = server.token("legacy-owner", "customer").await;
+    let (status, _, served) = download(&server, &t, &first).await;
+    assert_eq!((status, served == gif), (200, true));
+    let (status, _, _) = download(&server, &t, &second).await;
+    assert_eq!(status, 500, "checked with encryption off too");
 }
 
 #[tokio::test]

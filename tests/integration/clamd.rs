@@ -73,7 +73,12 @@ impl Clamd {
     /// A clamd for a test that needs one: `None` (and a loud notice) when clamd is not installed,
     /// so the test skips; under `CI=true` (where `.ci/run` installs it) a missing clamd fails.
     pub fn required() -> Option<Clamd> {
-        let clamd = Clamd::start();
+        Clamd::required_with("")
+    }
+
+    /// `required`, with more clamd.conf lines (as `start_with`).
+    pub fn required_with(extra_conf: &str) -> Option<Clamd> {
+        let clamd = Clamd::start_with(extra_conf);
         if clamd.is_none() {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true");
             assert!(

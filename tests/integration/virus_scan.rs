@@ -98,3 +98,23 @@ async fn the_local_socket_works_and_fail_open_flags_uploads_for_review() {
         .await;
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(0));
 }
+
+#[tokio::test]
+async fn a_file_clamd_will_not_scan_is_refused_even_under_fail_open() {
+    let Some(clamd) = Clamd::required_with("StreamMaxLength 1K\n") else {
+        return;
+    };
+    let server = Server::start_with(&[
+        ("SWITCHBOARD_ATTACHMENTS__CLAMD_ADDR", &clamd.addr),
+        ("SWITCHBOARD_ATTACHMENTS__CLAMD_UNAVAILABLE", "fail_open"),
+    ])
+    .await;
+    let t = server.token("big-owner", "customer").await;
+    // A PDF of 4 KiB: over clamd's 1 KiB limit, clean otherwise.
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    pdf.resize(4096, b' ');
+    let (status, body) = upload(&server, &t, "big.pdf", &pdf).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "attachment_rejected");
+    assert_eq!(stored_objects(&server), 0);
+}

@@ -65,6 +65,8 @@ const DATA_NONCE_AT: usize = WRAPPED_AT + WRAPPED_LEN;
 const HEADER_LEN: usize = DATA_NONCE_AT + NONCE_LEN;
 /// The smallest sealed object (an empty file): header and the contents' tag.
 const MIN_SEALED_LEN: usize = HEADER_LEN + TAG_LEN;
+/// How many bytes longer a sealed object is than its plaintext (100).
+pub const OVERHEAD: usize = MIN_SEALED_LEN;
 
 const CURRENT_SETTING: &str = "attachments.encryption_key";
 const PREVIOUS_SETTING: &str = "attachments.previous_encryption_keys";
@@ -83,10 +85,10 @@ pub enum SealError {
     /// The object does not open: truncated, altered, or copied from another object path.
     #[error("the stored attachment is corrupt: {0}")]
     Corrupt(String),
-    /// Encryption is on and the object has no header. [`Keyring::open`] never returns this (it
-    /// passes unheadered objects through as legacy plaintext); it is for the caller, when such an
-    /// object also fails its sha256 check against the metadata.
-    #[error("attachment encryption is on and the stored object is not encrypted")]
+    /// An object without a header that is not the file its metadata describes. [`Keyring::open`]
+    /// never returns this (it passes unheadered objects through as legacy plaintext); it is for
+    /// the caller, whose sha256 check against the metadata finds it.
+    #[error("the stored object is not encrypted and is not the file that was uploaded")]
     NotEncrypted,
     /// Sealing itself failed: the operating system's random number generator, or a file beyond
     /// AES-GCM's limit (64 GiB). Never caused by stored bytes.
