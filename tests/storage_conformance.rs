@@ -162,6 +162,7 @@ async fn directory_round_trips() {
             title: "T".into(),
             provider_name: None,
             whatsapp: Some("123456789".into()),
+            quick_messages: Some(vec!["Is it available?".into()]),
         };
         store.put_service(&s).await.unwrap();
         assert_eq!(

@@ -92,6 +92,9 @@ pub struct Service {
     /// A WhatsApp number (digits, optionally with `+`), for the contact card's link.
     #[serde(default)]
     pub whatsapp: Option<String>,
+    /// Starter texts for this service's contact card; `None`: `chat.quick_messages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quick_messages: Option<Vec<String>>,
 }
 
 /// Profile fields set by the marketplace through the admin API. Users need no registration:

@@ -20,30 +20,50 @@ use crate::error::{ApiError, ErrorKind};
 use crate::metrics::Live;
 use crate::storage::StoreHealth;
 
+/// Who an operator is: the static admin token, or a user whose JWT has role `admin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operator {
+    Token,
+    User(crate::domain::user::ExternalId),
+}
+
+impl std::fmt::Display for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Operator::Token => f.write_str("admin_token"),
+            Operator::User(id) => write!(f, "user:{id}"),
+        }
+    }
+}
+
+/// The operator a bearer token names, or why it names none.
+pub fn identify(engine: &EngineRef, token: Option<&str>) -> Result<Operator, ApiError> {
+    let Some(token) = token else {
+        return Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "missing_token",
+            "an admin token is required",
+        ));
+    };
+    let admin = &engine.config.admin.token;
+    if !admin.is_empty() && constant_time_eq(admin.as_bytes(), token.as_bytes()) {
+        return Ok(Operator::Token);
+    }
+    match engine.auth.verify(token) {
+        Ok(p) if p.role == Role::Admin => Ok(Operator::User(p.user_id)),
+        Ok(_) => Err(ApiError::forbidden("forbidden_role", "operators only")),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Passes operators only.
 pub fn operator(engine: EngineRef) -> impl Filter<Extract = ((),), Error = Rejection> + Clone {
     bearer_token().and_then(move |token: Option<String>| {
         let engine = engine.clone();
         async move {
-            let Some(token) = token else {
-                return Err(reject(ApiError::new(
-                    ErrorKind::Unauthorized,
-                    "missing_token",
-                    "an admin token is required",
-                )));
-            };
-            let admin = &engine.config.admin.token;
-            if !admin.is_empty() && constant_time_eq(admin.as_bytes(), token.as_bytes()) {
-                return Ok(());
-            }
-            match engine.auth.verify(&token) {
-                Ok(p) if p.role == Role::Admin => Ok(()),
-                Ok(_) => Err(reject(ApiError::forbidden(
-                    "forbidden_role",
-                    "operators only",
-                ))),
-                Err(e) => Err(reject(e.into())),
-            }
+            identify(&engine, token.as_deref())
+                .map(|_| ())
+                .map_err(reject)
         }
     })
 }

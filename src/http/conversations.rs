@@ -6,8 +6,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::reply::{
-    conversation_id, json, json_body, limit_param, no_content, param, principal, query_pairs,
-    reject, with_engine,
+    conversation_id, json, json_body, no_content, principal, query_pairs, reject, with_engine,
 };
 use crate::actors::conversation::{ConversationMsg, SendRequest};
 use crate::actors::outbox::Outgoing;
@@ -41,7 +40,7 @@ pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = R
         .and(auth.clone())
         .and(query_pairs())
         .and(e.clone())
-        .and_then(list);
+        .and_then(super::conversation_list::list);
     let get = base
         .and(warp::path!("conversations" / String))
         .and(warp::get())
@@ -353,43 +352,6 @@ fn announce_created(engine: &EngineRef, doc: &ConversationDoc, first: &StoredMes
         });
         registry.to_user(doc.record.user(side), ev, None);
     }
-}
-
-async fn list(
-    p: Principal,
-    q: Vec<(String, String)>,
-    engine: EngineRef,
-) -> Result<Response, Rejection> {
-    async {
-        let archived = match param(&q, "archived") {
-            None | Some("false") => Some(false),
-            Some("true") => Some(true),
-            Some("all") => None,
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
-                    "archived must be true, false or all",
-                ))
-            }
-        };
-        let limit = limit_param(&q, 20, 100)?;
-        let page = engine
-            .store
-            .list_conversations(&p.user_id, archived, param(&q, "cursor"), limit)
-            .await?
-            .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?;
-        let items: Vec<_> = page
-            .items
-            .iter()
-            .filter_map(|d| d.record.side_of(&p.user_id).map(|s| d.view(s)))
-            .collect();
-        Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({"items": items, "next_cursor": page.next_cursor}),
-        ))
-    }
-    .await
-    .map_err(reject)
 }
 
 async fn get(id: String, p: Principal, engine: EngineRef) -> Result<Response, Rejection> {

@@ -5,6 +5,8 @@
 pub mod address;
 pub mod admin;
 pub mod attachments;
+pub mod audit;
+pub mod conversation_list;
 pub mod conversations;
 pub mod cors;
 pub mod credentials;
@@ -80,7 +82,9 @@ pub fn public(
 pub fn admin(
     engine: EngineRef,
 ) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
-    health(engine.clone())
+    let routes = health(engine.clone())
+        .or(audit::admin_routes(engine.clone()))
+        .unify()
         .or(services::admin_routes(engine.clone()))
         .unify()
         .or(moderation::admin_routes(engine.clone()))
@@ -89,9 +93,9 @@ pub fn admin(
         .unify()
         .or(attachments::admin_routes(engine.clone()))
         .unify()
-        .or(admin::routes(engine))
+        .or(admin::routes(engine.clone()))
         .unify()
         .recover(reply::recover)
-        .unify()
-        .map(reply::nosniff)
+        .unify();
+    audit::audited(engine, routes).map(reply::nosniff)
 }

@@ -56,6 +56,40 @@ struct ServiceBody {
     provider_name: Option<String>,
     #[serde(default)]
     whatsapp: Option<String>,
+    /// Replaces `chat.quick_messages` on this service's contact card; `null` or absent: those.
+    #[serde(default)]
+    quick_messages: Option<Vec<String>>,
+}
+
+/// Starter texts one service may set, and how long each may be (what a customer may send).
+const MAX_QUICK_MESSAGES: usize = 10;
+const MAX_QUICK_MESSAGE_CHARS: usize = 500;
+
+/// Trimmed starter texts, or why they are refused.
+fn quick_messages(raw: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let bad = || {
+        ApiError::unprocessable(
+            "invalid_quick_messages",
+            format!(
+                "quick_messages: at most {MAX_QUICK_MESSAGES} texts of 1 to \
+                 {MAX_QUICK_MESSAGE_CHARS} characters, without control characters"
+            ),
+        )
+    };
+    if raw.len() > MAX_QUICK_MESSAGES {
+        return Err(bad());
+    }
+    raw.into_iter()
+        .map(|t| {
+            let t = t.trim().to_string();
+            let n = t.chars().count();
+            if n == 0 || n > MAX_QUICK_MESSAGE_CHARS || t.chars().any(char::is_control) {
+                Err(bad())
+            } else {
+                Ok(t)
+            }
+        })
+        .collect()
 }
 
 /// Digits of a phone number for wa.me, or an error for something that is not one.
@@ -93,6 +127,7 @@ async fn put(
             title,
             provider_name: body.provider_name.filter(|n| !n.trim().is_empty()),
             whatsapp: body.whatsapp.as_deref().map(whatsapp_digits).transpose()?,
+            quick_messages: body.quick_messages.map(quick_messages).transpose()?,
         };
         engine.store.put_service(&service).await?;
         Ok(json(StatusCode::OK, &service))
@@ -185,7 +220,10 @@ async fn contact(id: String, _p: Principal, engine: EngineRef) -> Result<Respons
                 typical_response_minutes: None,
             },
             "whatsapp_url": whatsapp_url,
-            "quick_messages": engine.config.chat.quick_messages,
+            "quick_messages": service
+                .quick_messages
+                .as_ref()
+                .unwrap_or(&engine.config.chat.quick_messages),
         });
         Ok(json(StatusCode::OK, &body))
     }

@@ -44,10 +44,12 @@ pub enum ItemKind {
     /// An upload accepted while the virus scanner was down (`fail_open`), for review.
     /// Partition: empty (one list); key: the attachment id.
     UnscannedUpload,
+    /// An admin action (`http/audit.rs`). Partition: its 30-day period; key: the entry id.
+    Audit,
 }
 
 impl ItemKind {
-    pub const ALL: [ItemKind; 11] = [
+    pub const ALL: [ItemKind; 12] = [
         ItemKind::Attachment,
         ItemKind::AttachmentLink,
         ItemKind::PendingUpload,
@@ -59,6 +61,7 @@ impl ItemKind {
         ItemKind::VapidKey,
         ItemKind::Template,
         ItemKind::UnscannedUpload,
+        ItemKind::Audit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +77,7 @@ impl ItemKind {
             ItemKind::VapidKey => "vapid_key",
             ItemKind::Template => "template",
             ItemKind::UnscannedUpload => "unscanned_upload",
+            ItemKind::Audit => "audit",
         }
     }
 

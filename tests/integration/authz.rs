@@ -87,6 +87,7 @@ fn routes() -> Vec<Row> {
         // No dead letters in this world: operators learn that, nobody else gets that far.
         row(Admin, Post, "/admin/v1/webhooks/dead/{dead}/retry", NO, operator_refused(404, "notification_not_found")),
         row(Admin, Get, "/admin/v1/attachments/unscanned", NO, operator(200)),
+        row(Admin, Get, "/admin/v1/audit", NO, operator(200)),
         // Scanning is off in this world, so nothing waits for review.
         row(Admin, Delete, "/admin/v1/attachments/unscanned/{att}", NO, operator_refused(404, "attachment_not_found")),
         // Socket upgrades, each way a token can come.

@@ -3,10 +3,12 @@
 
 mod at_rest;
 mod attachments;
+mod audit;
 mod authz;
 mod bad_input;
 mod browser;
 mod clamd;
+mod conversation_filters;
 mod cookie_auth;
 mod cors;
 mod durability;

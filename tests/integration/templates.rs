@@ -187,3 +187,54 @@ async fn providers_keep_ordered_bounded_templates_of_their_own() {
     let (_, list) = server.api("GET", "/api/v1/templates", &me, None).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 50);
 }
+
+#[tokio::test]
+async fn a_service_can_replace_the_configured_quick_messages() {
+    let s = Server::start().await;
+    let c = s.token("qm-customer", "customer").await;
+    let card = |path: &'static str| {
+        let (s, c) = (&s, &c);
+        async move { s.api("GET", path, c, None).await }
+    };
+    let put =
+        |body: serde_json::Value| s.admin_call("PUT", "/admin/v1/services/svc-qm", Some(body));
+
+    let (st, _) = put(json!({"provider_id": "qm-prov", "title": "Tiling"})).await;
+    assert_eq!(st, 200);
+    let (_, default) = card("/api/v1/services/svc-qm/contact").await;
+    assert_eq!(
+        default["quick_messages"].as_array().unwrap().len(),
+        4,
+        "chat.quick_messages"
+    );
+
+    let (st, saved) = put(json!({"provider_id": "qm-prov", "title": "Tiling",
+        "quick_messages": ["  Do you tile bathrooms?  ", "Can you come this week?"]}))
+    .await;
+    assert_eq!(st, 200, "{saved}");
+    let (_, own) = card("/api/v1/services/svc-qm/contact").await;
+    assert_eq!(
+        own["quick_messages"],
+        json!(["Do you tile bathrooms?", "Can you come this week?"])
+    );
+    let (_, shown) = s.admin_call("GET", "/admin/v1/services/svc-qm", None).await;
+    assert_eq!(shown["quick_messages"], own["quick_messages"]);
+
+    for bad in [
+        json!(vec!["x"; 11]),
+        json!([""]),
+        json!(["x".repeat(501)]),
+        json!(["line\u{7}bell"]),
+    ] {
+        let (st, body) =
+            put(json!({"provider_id": "qm-prov", "title": "Tiling", "quick_messages": bad})).await;
+        assert_eq!(
+            (st, body["error"]["code"].as_str()),
+            (422, Some("invalid_quick_messages"))
+        );
+    }
+    // Put back without them: the configured ones again.
+    put(json!({"provider_id": "qm-prov", "title": "Tiling"})).await;
+    let (_, again) = card("/api/v1/services/svc-qm/contact").await;
+    assert_eq!(again["quick_messages"], default["quick_messages"]);
+}

@@ -22,14 +22,16 @@ fn service() -> impl Strategy<Value = Service> {
         text(),
         prop::option::of(text()),
         prop::option::of("\\+?[0-9]{0,15}"),
+        prop::option::of(prop::collection::vec(text(), 0..4)),
     )
         .prop_map(
-            |(id, provider_id, title, provider_name, whatsapp)| Service {
+            |(id, provider_id, title, provider_name, whatsapp, quick_messages)| Service {
                 id,
                 provider_id,
                 title,
                 provider_name,
                 whatsapp,
+                quick_messages,
             },
         )
 }
