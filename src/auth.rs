@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
 use crate::config::{AuthConfig, JwtAlgorithm};
-use crate::domain::clock::now_ms;
+use crate::domain::clock::machine_ms;
 use crate::domain::user::{ExternalId, Principal, Role};
 
 /// Clock skew tolerated on `exp` and `nbf`, seconds. Sockets use it too, so a token is good for
@@ -188,7 +188,7 @@ impl Authenticator {
         if let Some(email) = &p.email {
             claims.insert("email".into(), Value::String(email.clone()));
         }
-        let exp = now_ms() / 1000 + *ttl as i64;
+        let exp = machine_ms() / 1000 + *ttl as i64;
         claims.insert("exp".into(), Value::from(exp));
         if let Some(iss) = self.validation.iss.as_ref().and_then(|s| s.iter().next()) {
             claims.insert("iss".into(), Value::String(iss.clone()));
@@ -246,7 +246,7 @@ mod tests {
         let mut c = cfg();
         c.user_id_claim = "user_id".into();
         let a = Authenticator::new(&c).unwrap();
-        let exp = now_ms() / 1000 + 60;
+        let exp = machine_ms() / 1000 + 60;
         let t = sign(
             serde_json::json!({"user_id": 42, "exp": exp, "role": "provider", "name": "Ann"}),
             "secret",
@@ -260,8 +260,8 @@ mod tests {
     #[test]
     fn rejects_expired_forged_and_claimless_tokens() {
         let a = Authenticator::new(&cfg()).unwrap();
-        let past = now_ms() / 1000 - 3600;
-        let future = now_ms() / 1000 + 3600;
+        let past = machine_ms() / 1000 - 3600;
+        let future = machine_ms() / 1000 + 3600;
         let expired = sign(serde_json::json!({"sub": "u", "exp": past}), "secret");
         assert!(matches!(a.verify(&expired), Err(AuthError::Expired)));
         let forged = sign(serde_json::json!({"sub": "u", "exp": future}), "other");
@@ -282,7 +282,7 @@ mod tests {
     #[test]
     fn refresh_tokens_are_refused_and_access_or_untyped_tokens_pass() {
         let a = Authenticator::new(&cfg()).unwrap();
-        let exp = now_ms() / 1000 + 60;
+        let exp = machine_ms() / 1000 + 60;
         for (token_type, ok) in [
             (None, true),
             (Some(serde_json::json!("access")), true),
@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn nbf_in_the_future_is_refused_and_in_the_past_accepted() {
         let a = Authenticator::new(&cfg()).unwrap();
-        let now = now_ms() / 1000;
+        let now = machine_ms() / 1000;
         let later = sign(
             serde_json::json!({"sub": "u", "exp": now + 600, "nbf": now + 300}),
             "secret",
@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn the_expiry_comes_back_with_the_principal() {
         let a = Authenticator::new(&cfg()).unwrap();
-        let exp = now_ms() / 1000 + 77;
+        let exp = machine_ms() / 1000 + 77;
         let v = a
             .verify_with_expiry(&sign(serde_json::json!({"sub": "u", "exp": exp}), "secret"))
             .unwrap();

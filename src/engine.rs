@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::actors::conversation::{ConversationDeps, ConversationLimits, ConversationMsg};
 use crate::actors::outbox::Reply;
 use crate::actors::registry::Registry;
+use crate::analytics::Analytics;
 use crate::attachments::Attachments;
 use crate::auth::{AuthError, Authenticator};
 use crate::config::{Config, ConfigError};
@@ -58,6 +59,10 @@ pub struct Engine {
     pub handoff: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Pending>>>,
     /// E-mail addresses from tokens, kept for mails to users who are offline.
     pub claims: Claims,
+    /// The KPIs, counted as events happen (shared with the conversation actors).
+    pub analytics: Analytics,
+    /// The message index (`search.enabled`), fed by the conversation actors.
+    pub search: Option<Arc<crate::search::Index>>,
     pub started: Instant,
 }
 
@@ -182,6 +187,13 @@ impl Engine {
         let auth_failures = RateLimiter::new(limits.failed_auth_per_ip_per_minute);
         let metrics = Arc::new(Metrics::default());
         let registry = Registry::default();
+        let analytics = Analytics::start(&config.analytics, store.clone());
+        let search = crate::search::feed::open(&config).map_err(|e| {
+            ConfigError(format!(
+                "search index {}: {e}",
+                config.search.dir(&config).display()
+            ))
+        })?;
         let conversations = Arc::new(ConversationDeps {
             store: store.clone(),
             ids: ids.clone(),
@@ -190,6 +202,8 @@ impl Engine {
             registry: registry.clone(),
             queue: queue.clone(),
             notifier: notifier.clone(),
+            analytics: analytics.clone(),
+            search: search.clone(),
             limits: ConversationLimits {
                 max_text_chars: config.limits.max_text_chars,
                 idle: Duration::from_secs(config.realtime.conversation_idle_secs.max(1)),
@@ -210,6 +224,8 @@ impl Engine {
         Ok(Arc::new(Engine {
             claims: Claims::new(store.clone()),
             notifier,
+            analytics,
+            search,
             handoff: std::sync::Mutex::new(Some(handoff)),
             attachments,
             moderator,

@@ -7,6 +7,7 @@
 //! layer shares. See docs/ARCHITECTURE.md.
 
 pub mod actors;
+pub mod analytics;
 pub mod app;
 pub mod attachments;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod moderation;
 pub mod notify;
 pub mod ratelimit;
+pub mod search;
 pub mod storage;
 pub mod telemetry;
 pub mod templates;

@@ -38,6 +38,12 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Rebuild the message search index from the store (every live message). Stop the server
+    /// first: the index has a single writer.
+    Reindex {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Copy every record of one store into another (e.g. embedded to ScyllaDB), resumably, then
     /// compare the counts of both. Stop the source's server first.
     CopyStore(CopyArgs),
@@ -74,9 +80,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     switchboard::telemetry::init();
     let config = match &cli.command {
-        Command::Serve { config } | Command::Config { config } | Command::Migrate { config } => {
-            config
-        }
+        Command::Serve { config }
+        | Command::Config { config }
+        | Command::Migrate { config }
+        | Command::Reindex { config } => config,
         Command::CopyStore(args) => return copy_store(args),
     };
     let config = match Config::load(config.as_deref()) {
@@ -131,6 +138,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Reindex { .. } = cli.command {
+        return runtime.block_on(reindex(&config));
+    }
     match runtime.block_on(app::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -142,6 +152,31 @@ fn main() -> ExitCode {
                 }
                 _ => ExitCode::FAILURE,
             }
+        }
+    }
+}
+
+/// `reindex`: 0 with the count printed, 69 when the store cannot be opened, 1 otherwise.
+async fn reindex(config: &Config) -> ExitCode {
+    let store = match switchboard::storage::open::open(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            return match e {
+                OpenError::Unreachable { .. } => ExitCode::from(EXIT_UNAVAILABLE),
+                _ => ExitCode::FAILURE,
+            };
+        }
+    };
+    let dir = config.search.dir(config);
+    match switchboard::search::feed::reindex(&*store, dir.clone()).await {
+        Ok(n) => {
+            println!("reindexed {n} messages into {}", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard: reindex: {e}");
+            ExitCode::FAILURE
         }
     }
 }

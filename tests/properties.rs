@@ -210,6 +210,7 @@ pub fn conversation_doc() -> impl Strategy<Value = ConversationDoc> {
                     activity_ms,
                     customer,
                     provider,
+                    awaiting_reply_since: last_message_at,
                 }
             },
         );

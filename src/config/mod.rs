@@ -37,6 +37,12 @@ pub struct Config {
     /// Web Push to offline users' browsers.
     #[serde(default)]
     pub push: crate::notify::PushConfig,
+    /// The KPIs counted as traffic flows (`analytics/`).
+    #[serde(default)]
+    pub analytics: crate::analytics::AnalyticsConfig,
+    /// Message search (`search/`).
+    #[serde(default)]
+    pub search: crate::search::feed::SearchConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +67,10 @@ pub struct HttpConfig {
     /// Seconds between checks of both listeners' certificate files for changes (a renewed
     /// certificate is then served without a restart, as on SIGHUP). 0: only SIGHUP reloads.
     pub tls_reload_check_secs: u64,
+    /// Serves the Contact Provider demo (`clients/demo`) at `/demo/`. It mints dev tokens, so it
+    /// is only useful with `auth.dev_tokens`; on in `config/local.toml`, off by default.
+    #[serde(default)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +82,10 @@ pub struct AdminConfig {
     /// As `http.tls_cert` / `http.tls_key`, for the admin listener.
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+    /// Offers `PUT /admin/v1/clock`, which sets the engine's clock (timestamps of new messages,
+    /// analytics days). For tests that script a day of traffic; never in production.
+    #[serde(default)]
+    pub clock_control: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,12 +278,14 @@ impl Default for Config {
                 tls_cert: PathBuf::new(),
                 tls_key: PathBuf::new(),
                 tls_reload_check_secs: 5,
+                demo: false,
             },
             admin: AdminConfig {
                 addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
                 token: String::new(),
                 tls_cert: PathBuf::new(),
                 tls_key: PathBuf::new(),
+                clock_control: false,
             },
             auth: AuthConfig {
                 algorithm: JwtAlgorithm::HS256,
@@ -349,6 +365,8 @@ impl Default for Config {
             email: Default::default(),
             webhooks: Default::default(),
             push: Default::default(),
+            analytics: Default::default(),
+            search: Default::default(),
         }
     }
 }

@@ -80,6 +80,11 @@ pub struct ConversationState {
     pub activity_ms: i64,
     pub customer: ParticipantState,
     pub provider: ParticipantState,
+    /// When the customer's oldest message the provider has not answered yet was sent: the start
+    /// of the provider's response time (`analytics/`). Kept in the state, which is written with
+    /// every message anyway, so the measure survives the actor stopping and the process restarting.
+    #[serde(default)]
+    pub awaiting_reply_since: Option<i64>,
 }
 
 impl ConversationState {

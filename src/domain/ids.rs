@@ -88,7 +88,7 @@ impl IdGenerator {
 
     pub fn next_id(&self) -> Id {
         loop {
-            let now = crate::domain::clock::now_ms().max(EPOCH_MS as i64) as u64 - EPOCH_MS;
+            let now = crate::domain::clock::machine_ms().max(EPOCH_MS as i64) as u64 - EPOCH_MS;
             let prev = self.last.load(Ordering::Acquire);
             let prev_ms = prev >> SEQ_BITS;
             // A clock that steps back must not produce a smaller id: keep counting on the last ms.
@@ -119,7 +119,7 @@ mod tests {
     #[test]
     fn ids_are_strictly_increasing_and_carry_their_time() {
         let gen = IdGenerator::new(7);
-        let before = crate::domain::clock::now_ms();
+        let before = crate::domain::clock::machine_ms();
         let mut last = Id(0);
         for _ in 0..20_000 {
             let id = gen.next_id();

@@ -18,6 +18,8 @@ pub struct Appended {
     pub announce: bool,
     /// The activity time both participants' lists had the conversation under before.
     pub moved_from: i64,
+    /// This is the provider's answer to a customer waiting since then: milliseconds waited.
+    pub replied_after_ms: Option<i64>,
 }
 
 /// A read watermark that moved.
@@ -50,10 +52,24 @@ impl ConversationDoc {
         let to = state.side_mut(sender.other());
         to.unread += 1;
         let was_archived = std::mem::replace(&mut to.archived, false);
+        let (recipient_unread, announce) = (to.unread, was_archived || message.seq == 1);
+        // The customer's first unanswered message starts the clock; the provider's next message
+        // stops it. Later customer messages while waiting do not restart it.
+        let replied_after_ms = match sender {
+            Side::Customer => {
+                state.awaiting_reply_since.get_or_insert(message.created_at);
+                None
+            }
+            Side::Provider => state
+                .awaiting_reply_since
+                .take()
+                .map(|since| (message.created_at - since).max(0)),
+        };
         Appended {
-            recipient_unread: to.unread,
-            announce: was_archived || message.seq == 1,
+            recipient_unread,
+            announce,
             moved_from,
+            replied_after_ms,
         }
     }
 
@@ -162,7 +178,8 @@ mod tests {
             Appended {
                 recipient_unread: 1,
                 announce: true,
-                moved_from: 1_000
+                moved_from: 1_000,
+                replied_after_ms: None,
             }
         );
         assert_eq!(d.state.customer.unread, 0);
@@ -171,6 +188,26 @@ mod tests {
         assert_eq!((a2.recipient_unread, a2.announce), (2, false));
         assert_eq!(d.state.last_seq, 2);
         assert_eq!(d.state.activity_ms, 3_000);
+    }
+
+    #[test]
+    fn the_provider_s_reply_measures_from_the_first_unanswered_customer_message() {
+        let mut d = doc();
+        let send = |d: &mut ConversationDoc, from, at| {
+            let m = msg(d, from, at);
+            d.append(from, &m).replied_after_ms
+        };
+        assert_eq!(send(&mut d, Side::Customer, 10_000), None);
+        assert_eq!(send(&mut d, Side::Customer, 15_000), None, "still waiting");
+        assert_eq!(send(&mut d, Side::Provider, 70_000), Some(60_000));
+        assert_eq!(d.state.awaiting_reply_since, None);
+        assert_eq!(send(&mut d, Side::Provider, 80_000), None, "nobody waited");
+        assert_eq!(send(&mut d, Side::Customer, 90_000), None);
+        assert_eq!(
+            send(&mut d, Side::Provider, 85_000),
+            Some(0),
+            "a clock step back"
+        );
     }
 
     #[test]

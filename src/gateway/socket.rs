@@ -34,7 +34,7 @@ use super::compat;
 use crate::actors::outbox::{close_code, CloseReason, Outgoing, SocketHandle, SocketInbox};
 use crate::actors::user_session::SessionMsg;
 use crate::auth::{Verified, LEEWAY_SECS};
-use crate::domain::clock::now_ms;
+use crate::domain::clock::machine_ms;
 use crate::domain::events::{ClientFrame, ServerEvent};
 use crate::domain::user::{ExternalId, Principal};
 use crate::domain::Id;
@@ -87,7 +87,7 @@ fn expiry_deadline(expires_at: i64) -> Instant {
     let ms = expires_at
         .saturating_add(LEEWAY_SECS as i64)
         .saturating_mul(1000)
-        .saturating_sub(now_ms())
+        .saturating_sub(machine_ms())
         .max(0);
     let left = Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(MAX_TOKEN_LIFE);
     Instant::now() + left

@@ -279,6 +279,8 @@ async fn create_inner(
         return append_to_existing(&engine, &p, stored.record.id, body, flags).await;
     }
     engine.notifier.committed(notices);
+    engine.analytics.created(&stored.record);
+    crate::search::feed::message_stored(&engine.search, &stored.record, &first);
     if !flags.is_empty() {
         if let Err(e) = engine.queue.flag(first.id, stored.record.id, flags).await {
             tracing::warn!(conversation_id = %stored.record.id, message_id = %first.id, error = %e, "flagged message not queued for review");

@@ -4,18 +4,21 @@
 
 pub mod address;
 pub mod admin;
+pub mod analytics;
 pub mod attachments;
 pub mod audit;
 pub mod conversation_list;
 pub mod conversations;
 pub mod cors;
 pub mod credentials;
+pub mod demo;
 pub mod dev;
 pub mod listener;
 pub mod messages;
 pub mod moderation;
 pub mod push;
 pub mod reply;
+pub mod search;
 pub mod serial;
 pub mod services;
 pub mod templates;
@@ -69,7 +72,13 @@ pub fn public(
         .unify()
         .or(templates::public_routes(engine.clone()))
         .unify()
+        .or(analytics::public_routes(engine.clone()))
+        .unify()
+        .or(search::routes(engine.clone()))
+        .unify()
         .or(services::public_routes(engine.clone()))
+        .unify()
+        .or(demo::routes(engine.config.http.demo))
         .unify()
         .or(dev::routes(engine))
         .unify()
@@ -84,6 +93,8 @@ pub fn admin(
 ) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
     let routes = health(engine.clone())
         .or(audit::admin_routes(engine.clone()))
+        .unify()
+        .or(analytics::admin_routes(engine.clone()))
         .unify()
         .or(services::admin_routes(engine.clone()))
         .unify()

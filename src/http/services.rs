@@ -199,6 +199,16 @@ async fn contact(id: String, _p: Principal, engine: EngineRef) -> Result<Respons
             .clone()
             .or(profile.map(|p| p.name))
             .unwrap_or_else(|| service.provider_id.to_string());
+        engine.analytics.viewed(&service.id, &service.provider_id);
+        // A figure for the card: if it cannot be read, the card goes out without it.
+        let typical_response_minutes = engine
+            .analytics
+            .typical_response_minutes(&service.provider_id)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(user_id = %service.provider_id, error = %e, "typical response time unreadable");
+                None
+            });
         let online = engine.registry.is_online(&service.provider_id);
         let last_seen_at = if online {
             None
@@ -217,7 +227,7 @@ async fn contact(id: String, _p: Principal, engine: EngineRef) -> Result<Respons
                 name,
                 online,
                 last_seen_at,
-                typical_response_minutes: None,
+                typical_response_minutes,
             },
             "whatsapp_url": whatsapp_url,
             "quick_messages": service

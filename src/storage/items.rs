@@ -46,10 +46,16 @@ pub enum ItemKind {
     UnscannedUpload,
     /// An admin action (`http/audit.rs`). Partition: its 30-day period; key: the entry id.
     Audit,
+    /// One day of one dimension's analytics (`analytics/`). Partition: the dimension (`all`,
+    /// `p:<provider>`, `s:<service>`); key: the day, so a period is one ordered read.
+    AnalyticsDay,
+    /// A conversation's reported outcome (booked or not). Partition: the conversation id; key:
+    /// `outcome`.
+    Outcome,
 }
 
 impl ItemKind {
-    pub const ALL: [ItemKind; 12] = [
+    pub const ALL: [ItemKind; 14] = [
         ItemKind::Attachment,
         ItemKind::AttachmentLink,
         ItemKind::PendingUpload,
@@ -62,6 +68,8 @@ impl ItemKind {
         ItemKind::Template,
         ItemKind::UnscannedUpload,
         ItemKind::Audit,
+        ItemKind::AnalyticsDay,
+        ItemKind::Outcome,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +86,8 @@ impl ItemKind {
             ItemKind::Template => "template",
             ItemKind::UnscannedUpload => "unscanned_upload",
             ItemKind::Audit => "audit",
+            ItemKind::AnalyticsDay => "analytics_day",
+            ItemKind::Outcome => "outcome",
         }
     }
 

@@ -35,6 +35,11 @@ pub struct Sent {
 pub fn config(idle_secs: u64) -> Config {
     let mut config = Config::default();
     config.realtime.conversation_idle_secs = idle_secs;
+    // The simulated disk holds the messages; an index on the real one would be shared by every
+    // schedule (and its single writer lock refused to the second).
+    config.search.enabled = false;
+    // Nor do the analytics' timed writes belong in the simulated schedules.
+    config.analytics.enabled = false;
     config
 }
 

@@ -37,6 +37,9 @@ fn routes() -> Vec<Row> {
         // Dev tokens (on in the local config): anyone who reaches it may mint; tokens are ignored.
         row(Public, Post, "/api/v1/dev/tokens", r#"{"user_id":"dev-authz","role":"customer"}"#, open(200)),
         row(Public, Get, "/api/v1/services/{svc}/contact", NO, anyone(200)),
+        // The demo (on in the local config) is static files: no token needed, any ignored. The
+        // client follows `/demo`'s redirect to `/demo/`.
+        row(Public, Get, "/demo", NO, open(200)),
         // The stranger gets a conversation of its own with this provider here: from then on it is
         // a fellow customer of the same provider, and must still learn nothing of this one.
         row(Public, Post, "/api/v1/conversations", r#"{"service_id":"{svc}","initial_message":"again"}"#, create_conversation()),
@@ -67,6 +70,10 @@ fn routes() -> Vec<Row> {
         row(Public, Post, "/api/v1/templates", r#"{"text":"Thanks, I will get back to you today."}"#, provider_own(201)),
         row(Public, Patch, "/api/v1/templates/{dead}", r#"{"position":0}"#, provider_own_missing("template_not_found")),
         row(Public, Delete, "/api/v1/templates/{dead}", NO, provider_own_missing("template_not_found")),
+        // Search covers the caller's own conversations, so anyone signed in may search.
+        row(Public, Get, "/api/v1/search?q=matrix", NO, anyone(200)),
+        // Analytics are the provider's own.
+        row(Public, Get, "/api/v1/me/analytics", NO, provider_own(200)),
         row(Public, Delete, "/api/v1/messages/{msg}?for=me", NO, message_member(204)),
         // For everyone: the sender only; the other participant (the provider) is `not_sender`.
         row(Public, Delete, "/api/v1/messages/{fresh}?for=everyone", NO, message_member(204).with(Who::WrongRole, Expect::Err(403, "not_sender"))).fresh(Fresh::Message),
@@ -88,6 +95,10 @@ fn routes() -> Vec<Row> {
         row(Admin, Post, "/admin/v1/webhooks/dead/{dead}/retry", NO, operator_refused(404, "notification_not_found")),
         row(Admin, Get, "/admin/v1/attachments/unscanned", NO, operator(200)),
         row(Admin, Get, "/admin/v1/audit", NO, operator(200)),
+        row(Admin, Get, "/admin/v1/analytics", NO, operator(200)),
+        row(Admin, Post, "/admin/v1/conversations/{conv}/outcome", r#"{"booked":true}"#, operator(200)),
+        // Clock control is off in this world: the route does not exist for anyone.
+        row(Admin, Put, "/admin/v1/clock", r#"{"now":"2026-06-01T00:00:00Z"}"#, open_refused(404, "not_found")),
         // Scanning is off in this world, so nothing waits for review.
         row(Admin, Delete, "/admin/v1/attachments/unscanned/{att}", NO, operator_refused(404, "attachment_not_found")),
         // Socket upgrades, each way a token can come.

@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server binary on ephemeral ports with its own store
 //! and speaks real HTTP and WebSocket to it.
 
+mod analytics;
 mod at_rest;
 mod attachments;
 mod audit;
@@ -13,6 +14,7 @@ mod cookie_auth;
 mod cors;
 mod durability;
 mod exactness;
+mod frontend_kit;
 mod harness;
 mod limits;
 mod logs;
@@ -22,6 +24,7 @@ mod push;
 mod realtime;
 mod receiver;
 mod replay;
+mod search;
 mod security;
 mod spine;
 mod templates;

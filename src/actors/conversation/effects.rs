@@ -32,6 +32,8 @@ pub enum Effect {
         flags: Vec<Report>,
         /// Its notifications, written with it: handed to the dispatcher once durable.
         notices: Vec<Pending>,
+        /// The provider's answer to a customer who had waited this long (analytics).
+        replied_after_ms: Option<i64>,
     },
     /// A retry of a message still being written: answered right after the original.
     Duplicate {
@@ -47,6 +49,8 @@ pub enum Effect {
     Delivered {
         side: Side,
         up_to: (Id, u64),
+        /// When the message was sent, if the other side sent it (its delivery time is counted).
+        sent_at: Option<i64>,
     },
     Archived {
         side: Side,
@@ -87,8 +91,14 @@ impl Effect {
                 announce,
                 flags,
                 notices,
+                replied_after_ms,
             } => {
                 deps.notifier.committed(notices);
+                crate::search::feed::message_stored(&deps.search, &doc.record, &message);
+                if let Some(waited) = replied_after_ms {
+                    deps.analytics
+                        .replied(&doc.record, waited, message.created_at);
+                }
                 if !flags.is_empty() {
                     queue_flags(queue, &message, flags);
                 }
@@ -138,7 +148,14 @@ impl Effect {
                 }
                 answer(reply, state);
             }
-            Effect::Delivered { side, up_to } => {
+            Effect::Delivered {
+                side,
+                up_to,
+                sent_at,
+            } => {
+                if let Some(sent_at) = sent_at {
+                    deps.analytics.delivered(&doc.record, sent_at);
+                }
                 let ev = Outgoing::new(ServerEvent::Receipt {
                     conversation_id: id,
                     user_id: doc.record.user(side).clone(),
@@ -154,6 +171,7 @@ impl Effect {
                 notices,
             } => {
                 deps.notifier.committed(notices);
+                crate::search::feed::message_gone(&deps.search, message);
                 let ev = Outgoing::new(ServerEvent::MessageDeleted {
                     conversation_id: id,
                     message_id: message,

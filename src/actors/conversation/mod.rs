@@ -61,6 +61,10 @@ pub struct ConversationDeps {
     pub queue: Arc<ModerationQueue>,
     /// The notifications (outbox items) a write causes, and their hand-off once it is durable.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Response and delivery times, counted once a write is durable.
+    pub analytics: crate::analytics::Analytics,
+    /// The message index, fed once a write is durable.
+    pub search: Option<Arc<crate::search::Index>>,
 }
 
 #[derive(Debug, Clone)]

@@ -99,6 +99,7 @@ impl ConversationState {
             recipient_unread: appended.recipient_unread,
             flags: req.flags,
             notices,
+            replied_after_ms: appended.replied_after_ms,
         };
         let sender = message.sender_id.clone();
         if self.submit(myself, write, effect).is_err() {
@@ -253,6 +254,7 @@ impl ConversationState {
         let effect = Effect::Delivered {
             side,
             up_to: (m.id, m.seq),
+            sent_at: (m.sender_id != user).then_some(m.created_at),
         };
         match self.submit(myself, write, effect) {
             Ok(()) => answer(reply, ()),

@@ -198,6 +198,8 @@ async fn rig(configure: impl FnOnce(&mut Config)) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.auth.jwt_secret = "unit-test-secret-unit-test-secret-0123".into();
+    // These tests are about the actor; the index would otherwise open `data/search` in the cwd.
+    config.search.enabled = false;
     configure(&mut config);
     let inner = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
     let store = Arc::new(FaultyStore {

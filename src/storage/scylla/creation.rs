@@ -23,7 +23,7 @@ impl ScyllaStore {
     ) -> StoreResult<(ConversationDoc, bool)> {
         // The claim is stamped with when it was made, which is what a takeover measures.
         let mut claim = rows::put_key(&doc).values;
-        claim[4] = CqlValue::BigInt(crate::domain::clock::now_ms());
+        claim[4] = CqlValue::BigInt(crate::domain::clock::machine_ms());
         match self.lwt(Q::ClaimKey, claim).await? {
             Some(true) => self.write_created(doc, first, items).await,
             _ => self.settle_claim(doc, first, items).await,
@@ -79,7 +79,7 @@ impl ScyllaStore {
         items: &[Item],
     ) -> StoreResult<(ConversationDoc, bool)> {
         let ts = self.clock.next();
-        let now = crate::domain::clock::now_ms();
+        let now = crate::domain::clock::machine_ms();
         let mut writes = rows::create_writes(&doc, first.as_ref(), ts, now);
         writes.extend(items.iter().map(rows::put_item));
         self.write(writes).await?;
@@ -109,12 +109,12 @@ impl ScyllaStore {
             if let Some(existing) = self.get_conversation(holder).await? {
                 return Ok((existing, false));
             }
-            if crate::domain::clock::now_ms() - claimed_at >= ADOPT_AFTER_MS {
+            if crate::domain::clock::machine_ms() - claimed_at >= ADOPT_AFTER_MS {
                 break;
             }
             tokio::time::sleep(CLAIM_POLL_EVERY).await;
         }
-        if crate::domain::clock::now_ms() - claimed_at < ADOPT_AFTER_MS {
+        if crate::domain::clock::machine_ms() - claimed_at < ADOPT_AFTER_MS {
             return Err(StoreError::Io(
                 "scylla: this conversation is being created; try again".into(),
             ));
@@ -123,7 +123,7 @@ impl ScyllaStore {
         let r = &doc.record;
         let take = vec![
             id(r.id),
-            CqlValue::BigInt(crate::domain::clock::now_ms()),
+            CqlValue::BigInt(crate::domain::clock::machine_ms()),
             text(r.service_id.as_str()),
             text(r.provider_id.as_str()),
             text(r.customer_id.as_str()),

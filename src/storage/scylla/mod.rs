@@ -71,7 +71,7 @@ impl Clock {
     }
 
     pub fn next(&self) -> i64 {
-        let now = crate::domain::clock::now_ms().saturating_mul(1000);
+        let now = crate::domain::clock::machine_ms().saturating_mul(1000);
         let mut last = self.0.load(Ordering::Acquire);
         loop {
             let next = now.max(last + 1);
