@@ -190,6 +190,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     ];
     let mut chores = chores;
     chores.extend(start_dispatcher(&engine, signal.clone()));
+    chores.extend(start_retention(&engine));
     let certificates = tls.certificates();
     if !certificates.is_empty() && engine.config.http.tls_reload_check_secs > 0 {
         let every = Duration::from_secs(engine.config.http.tls_reload_check_secs);
@@ -260,6 +261,28 @@ fn start_dispatcher(
 }
 
 /// Forgets the `client_msg_id`s of messages older than the dedupe window at `now_ms`.
+/// The retention sweeper (`privacy/retention.rs`), unless retention is off. The first sweep runs
+/// one period after startup, not during it.
+fn start_retention(engine: &EngineRef) -> Option<tokio::task::JoinHandle<()>> {
+    let privacy = &engine.config.privacy;
+    if privacy.retention_days == 0 || privacy.retention_sweep_secs == 0 {
+        return None;
+    }
+    let every = Duration::from_secs(privacy.retention_sweep_secs);
+    let engine = engine.clone();
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = crate::privacy::retention::sweep(&engine).await {
+                tracing::warn!(error = %e, "retention sweep failed; the next one starts where it stopped");
+            }
+        }
+    }))
+}
+
 async fn sweep_expired_dedupe(store: &dyn Store, now_ms: i64) {
     match store.sweep_dedupe(now_ms - DEDUPE_WINDOW_MS).await {
         Ok(0) => {}
@@ -351,8 +374,33 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         server.http_addr, server.admin_addr
     );
     wait_for_signal(&server).await;
-    server.shutdown().await;
+    // A second signal while draining means "now": every acknowledged message is already durable,
+    // so exiting at once loses nothing a client was told is stored.
+    tokio::select! {
+        _ = server.shutdown() => {}
+        _ = second_signal() => {
+            tracing::warn!("second signal while shutting down: exiting now");
+            std::process::exit(1);
+        }
+    }
     Ok(())
+}
+
+/// The next Ctrl-C or SIGTERM.
+async fn second_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(_) = recv(&mut term) => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// The next delivery of a signal that could be registered; never, for one that could not.

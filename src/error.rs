@@ -120,6 +120,11 @@ impl ApiError {
         }
     }
 
+    /// Something that cannot happen did (a store refusing its own cursor): 500 `internal`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, "internal", message)
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, "store_unavailable", message)
     }

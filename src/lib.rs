@@ -21,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod moderation;
 pub mod notify;
+pub mod privacy;
 pub mod ratelimit;
 pub mod search;
 pub mod storage;

@@ -78,13 +78,15 @@ const EXIT_UNAVAILABLE: u8 = 69;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    switchboard::telemetry::init();
     let config = match &cli.command {
         Command::Serve { config }
         | Command::Config { config }
         | Command::Migrate { config }
         | Command::Reindex { config } => config,
-        Command::CopyStore(args) => return copy_store(args),
+        Command::CopyStore(args) => {
+            switchboard::telemetry::init(Default::default());
+            return copy_store(args);
+        }
     };
     let config = match Config::load(config.as_deref()) {
         Ok(c) => c,
@@ -93,6 +95,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // After the configuration, which says how to write the log; a configuration error is one
+    // line on stderr either way.
+    switchboard::telemetry::init(config.log.format);
     if let Command::Config { .. } = cli.command {
         let mut shown = config.clone();
         for secret in [

@@ -27,16 +27,48 @@ fn cap() -> Targets {
 /// would bury it; `RUST_LOG=info,scylla=warn` shows it.
 const DEFAULT_FILTER: &str = "info,fjall=warn,lsm_tree=warn,scylla=off";
 
-pub fn init() {
+/// How log lines are written (`log.format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people: one line per event, spans' fields in front.
+    #[default]
+    Text,
+    /// For collectors: one JSON object per line, with the current span's fields
+    /// (`conversation_id`, `user_id`, ...) and the list of spans it is in.
+    Json,
+}
+
+/// `[log]` in the configuration.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let layer = fmt::layer()
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal: a log file or collector gets plain text
-        // that grep and parsers read as written.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_filter(filter)
-        .with_filter(cap());
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    let base = fmt::layer().with_writer(std::io::stderr).with_target(false);
+    let _ = match format {
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(
+                base
+                    // Colour codes only for a person at a terminal: a log file or collector
+                    // gets plain text that grep and parsers read as written.
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_filter(filter)
+                    .with_filter(cap()),
+            )
+            .try_init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(
+                base.json()
+                    .with_current_span(true)
+                    .with_span_list(true)
+                    .with_filter(filter)
+                    .with_filter(cap()),
+            )
+            .try_init(),
+    };
 }

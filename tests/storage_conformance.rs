@@ -182,6 +182,10 @@ async fn directory_round_trips() {
         };
         store.put_user(&u).await.unwrap();
         assert_eq!(store.get_user(&ext("u1")).await.unwrap(), Some(u), "{name}");
+        // Erasure deletes the profile; deleting it again finds nothing.
+        assert!(store.delete_user(&ext("u1")).await.unwrap(), "{name}");
+        assert!(!store.delete_user(&ext("u1")).await.unwrap(), "{name}");
+        assert_eq!(store.get_user(&ext("u1")).await.unwrap(), None, "{name}");
     }
 }
 
@@ -841,6 +845,48 @@ async fn dedupe_is_per_conversation_and_expires() {
             "{name}: nothing left to sweep"
         );
         assert_eq!(store.sweep_dedupe(i64::MAX).await.unwrap(), 2, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn an_erased_message_s_dedupe_entry_is_forgotten() {
+    for (name, store, _dir) in stores().await {
+        let (mut a, _) = store
+            .create_conversation(doc(23, "erin", 1), None)
+            .await
+            .unwrap();
+        append(&store, &mut a, 2).await;
+        let first = store
+            .find_by_client_msg_id(Id(23), &ext("erin"), "c1")
+            .await
+            .unwrap()
+            .expect("written with its dedupe entry");
+        store.forget_dedupe(&first).await.unwrap();
+        assert!(
+            store
+                .find_by_client_msg_id(Id(23), &ext("erin"), "c1")
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: forgotten"
+        );
+        assert!(
+            store
+                .find_by_client_msg_id(Id(23), &ext("erin"), "c2")
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}: only that one"
+        );
+        assert!(
+            store.get_message(Id(23), 1).await.unwrap().is_some(),
+            "{name}: the message itself is the conversation actor's to change"
+        );
+        // Forgetting again, or a message without a client id, changes nothing.
+        store.forget_dedupe(&first).await.unwrap();
+        let mut plain = first.clone();
+        plain.client_msg_id = None;
+        store.forget_dedupe(&plain).await.unwrap();
     }
 }
 

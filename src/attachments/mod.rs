@@ -30,7 +30,7 @@ use crate::domain::ids::IdGenerator;
 use crate::domain::message::Attachment;
 use crate::domain::user::ExternalId;
 use crate::domain::Id;
-use crate::storage::items::ItemKind;
+use crate::storage::items::{ItemAddress, ItemKind};
 use crate::storage::{keys, Store, StoreError};
 use meta::{clean_filename, link_item, pending_day, pending_item, AttachmentMeta, ScanState};
 use scan::{ScanAddr, ScanError, Scanner, Verdict};
@@ -300,6 +300,43 @@ impl Attachments {
                 tracing::warn!(attachment_id = %a.id, conversation_id = %conversation, error = %e, "attachment link not removed");
             }
         }
+    }
+
+    /// Deletes an upload for good: its bytes, its metadata, every link and review entry
+    /// (erasure and retention). Deleting one that is gone already changes nothing.
+    pub async fn erase(&self, id: Id) -> Result<(), AttachmentError> {
+        match self.objects.delete(&AttachmentMeta::object_path(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let partition = id.to_string();
+        let links = self
+            .store
+            .list_items(
+                ItemKind::AttachmentLink,
+                &partition,
+                None,
+                MAX_LINKS_CHECKED,
+            )
+            .await?;
+        let mut gone: Vec<ItemAddress> = links
+            .into_iter()
+            .map(|l| (l.kind, l.partition, l.key))
+            .collect();
+        let unscanned = meta::unscanned_item(id);
+        gone.push((unscanned.kind, unscanned.partition, unscanned.key));
+        gone.push((ItemKind::Attachment, partition, keys::id(id).to_vec()));
+        self.store.write_items(&[], &gone).await?;
+        Ok(())
+    }
+
+    /// Whether an upload is still sent in any conversation.
+    pub async fn linked(&self, id: Id) -> Result<bool, AttachmentError> {
+        Ok(!self
+            .store
+            .list_items(ItemKind::AttachmentLink, &id.to_string(), None, 1)
+            .await?
+            .is_empty())
     }
 
     /// The attachment and its bytes, for its owner or a participant of a conversation it was

@@ -43,6 +43,12 @@ pub struct Config {
     /// Message search (`search/`).
     #[serde(default)]
     pub search: crate::search::feed::SearchConfig,
+    /// Retention of messages (`privacy/`).
+    #[serde(default)]
+    pub privacy: crate::privacy::PrivacyConfig,
+    /// How the log is written (`telemetry.rs`).
+    #[serde(default)]
+    pub log: crate::telemetry::LogConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -367,6 +373,8 @@ impl Default for Config {
             push: Default::default(),
             analytics: Default::default(),
             search: Default::default(),
+            privacy: Default::default(),
+            log: Default::default(),
         }
     }
 }

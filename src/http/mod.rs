@@ -16,6 +16,7 @@ pub mod dev;
 pub mod listener;
 pub mod messages;
 pub mod moderation;
+pub mod privacy;
 pub mod push;
 pub mod reply;
 pub mod search;
@@ -103,6 +104,8 @@ pub fn admin(
         .or(webhooks::admin_routes(engine.clone()))
         .unify()
         .or(attachments::admin_routes(engine.clone()))
+        .unify()
+        .or(privacy::admin_routes(engine.clone()))
         .unify()
         .or(admin::routes(engine.clone()))
         .unify()

@@ -14,7 +14,7 @@ use super::reply::{
     id_cursor, json, json_body, limit_param, no_content, principal, query_pairs, reject,
     with_engine,
 };
-use crate::actors::conversation::ConversationMsg;
+use crate::actors::conversation::{ConversationMsg, Removal};
 use crate::domain::clock::format_ms;
 use crate::domain::message::StoredMessage;
 use crate::domain::user::Principal;
@@ -190,7 +190,11 @@ async fn decide(
             }
             Action::Remove => {
                 engine
-                    .ask(m.conversation_id, |reply| ConversationMsg::Remove { message: m.id, reply })
+                    .ask(m.conversation_id, |reply| ConversationMsg::Remove {
+                        message: m.id,
+                        why: Removal::Moderator,
+                        reply,
+                    })
                     .await?;
                 engine.attachments.unlink(m.conversation_id, &m.attachments).await;
                 tracing::info!(conversation_id = %m.conversation_id, message_id = %m.id, "moderation: removed");

@@ -64,6 +64,16 @@ impl Claims {
     }
 }
 
+impl Claims {
+    /// Forgets the user's address (erasure): the kept item and this process's memory of it.
+    pub async fn forget(&self, user: &ExternalId) -> StoreResult<()> {
+        self.written.invalidate(user);
+        self.store
+            .delete_item(ItemKind::EmailClaim, "", user.as_str().as_bytes())
+            .await
+    }
+}
+
 /// The address the user's last token claimed, if one was kept.
 pub async fn remembered_email(store: &dyn Store, user: &ExternalId) -> StoreResult<Option<String>> {
     let value = store

@@ -52,10 +52,16 @@ pub enum ItemKind {
     /// A conversation's reported outcome (booked or not). Partition: the conversation id; key:
     /// `outcome`.
     Outcome,
+    /// A user who was erased (`privacy/erase.rs`), so erasing again answers the same. Partition:
+    /// empty; key: the user id; value: when, big-endian ms.
+    Erased,
+    /// How far the retention sweeper has looked into a conversation (`privacy/retention.rs`).
+    /// Partition: the conversation id; key: `seq`; value: the last seq it passed, big-endian.
+    RetentionMark,
 }
 
 impl ItemKind {
-    pub const ALL: [ItemKind; 14] = [
+    pub const ALL: [ItemKind; 16] = [
         ItemKind::Attachment,
         ItemKind::AttachmentLink,
         ItemKind::PendingUpload,
@@ -70,6 +76,8 @@ impl ItemKind {
         ItemKind::Audit,
         ItemKind::AnalyticsDay,
         ItemKind::Outcome,
+        ItemKind::Erased,
+        ItemKind::RetentionMark,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +96,8 @@ impl ItemKind {
             ItemKind::Audit => "audit",
             ItemKind::AnalyticsDay => "analytics_day",
             ItemKind::Outcome => "outcome",
+            ItemKind::Erased => "erased",
+            ItemKind::RetentionMark => "retention_mark",
         }
     }
 

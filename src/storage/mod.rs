@@ -127,6 +127,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn put_user(&self, user: &UserProfile) -> StoreResult<()>;
     async fn get_user(&self, id: &ExternalId) -> StoreResult<Option<UserProfile>>;
+    /// Removes a user's profile (erasure); whether there was one. Durable when it returns.
+    async fn delete_user(&self, id: &ExternalId) -> StoreResult<bool>;
 
     /// Creates `doc` together with its first message, in one atomic write, unless a conversation
     /// for the same (service, provider, customer) exists; answers the one that is stored and
@@ -215,6 +217,9 @@ pub trait Store: Send + Sync + 'static {
         sender: &ExternalId,
         client_msg_id: &str,
     ) -> StoreResult<Option<StoredMessage>>;
+    /// Removes `message`'s dedupe entry (erasure: the `client_msg_id` a user chose goes with
+    /// them), if it is still that message's. Durable when it returns.
+    async fn forget_dedupe(&self, message: &StoredMessage) -> StoreResult<()>;
     /// Deletes dedupe entries of messages created before `before_ms`; answers how many. Run in
     /// the background; reads only the expired part of a time-ordered index, never the whole set.
     async fn sweep_dedupe(&self, before_ms: i64) -> StoreResult<u64>;

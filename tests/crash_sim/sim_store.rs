@@ -393,6 +393,10 @@ impl Store for SimStore {
         self.read(|d| d.users.get(id).cloned())
     }
 
+    async fn delete_user(&self, id: &ExternalId) -> StoreResult<bool> {
+        Ok(self.writable()?.durable.users.remove(id).is_some())
+    }
+
     async fn create_conversation_with(
         &self,
         doc: ConversationDoc,
@@ -544,6 +548,18 @@ impl Store for SimStore {
     ) -> StoreResult<Option<StoredMessage>> {
         let key = (conversation, sender.clone(), client_msg_id.to_string());
         self.read(|d| d.dedupe.get(&key).and_then(|k| d.messages.get(k)).cloned())
+    }
+
+    async fn forget_dedupe(&self, m: &StoredMessage) -> StoreResult<()> {
+        let Some(c) = &m.client_msg_id else {
+            return Ok(());
+        };
+        let mut s = self.writable()?;
+        let key = (m.conversation_id, m.sender_id.clone(), c.clone());
+        if s.durable.dedupe.get(&key) == Some(&(m.conversation_id, m.seq)) {
+            s.durable.dedupe.remove(&key);
+        }
+        Ok(())
     }
 
     async fn sweep_dedupe(&self, before_ms: i64) -> StoreResult<u64> {

@@ -198,6 +198,22 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM and returns at once (the server drains while the test watches).
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Waits for the process to exit; answers its exit code (`None` if killed by a signal).
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        child.wait().ok().and_then(|s| s.code())
+    }
+
     /// SIGKILL: the process gets no chance to flush anything.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -111,3 +111,55 @@ async fn no_token_reaches_the_log() {
         }
     }
 }
+
+/// At `info`, in the JSON format: every line is one JSON object, spans name the conversation and
+/// the user, and no message's text is anywhere in the log.
+#[tokio::test]
+async fn the_info_log_is_json_with_ids_and_no_message_text() {
+    let mut server = Server::start_logged(&[
+        ("RUST_LOG", "info,fjall=warn,lsm_tree=warn"),
+        ("SWITCHBOARD_LOG__FORMAT", "json"),
+    ])
+    .await;
+    let (c, p, id) = server.conversation("logs-json").await;
+    let secret_http = "the-door-code-is-4417";
+    let secret_ws = "my-iban-NL91ABNA0417164300";
+    server
+        .api(
+            "POST",
+            &format!("/api/v1/conversations/{id}/messages"),
+            &c,
+            Some(json!({ "text": secret_http })),
+        )
+        .await;
+    let mut ws = Ws::connect(&server, &p).await;
+    ws.send(json!({"type": "chat_message", "conversation_id": id, "text": secret_ws, "ref": "x"}))
+        .await;
+    ws.next_of("ack").await;
+    // An operator erases the customer: an info line about a user, with their id.
+    let (status, _) = server
+        .admin_call("DELETE", "/admin/v1/users/cust-logs-json", None)
+        .await;
+    assert_eq!(status, 200);
+    drop(ws);
+    server.stop();
+
+    let path = server.log.clone().expect("a logged server");
+    let log = std::fs::read_to_string(&path).expect("the server wrote its log");
+    let mut lines = 0;
+    let mut with_ids = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+        lines += 1;
+        if line.contains("\"conversation_id\"") || line.contains("\"user_id\"") {
+            with_ids += 1;
+        }
+    }
+    assert!(lines > 3, "the run was logged: {log}");
+    assert!(with_ids > 0, "spans carry conversation_id / user_id: {log}");
+    for secret in [secret_http, secret_ws, "hello"] {
+        assert!(!log.contains(secret), "`{secret}` reached the info log");
+    }
+}

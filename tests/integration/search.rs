@@ -36,7 +36,7 @@ fn ids(page: &Value) -> Vec<String> {
 }
 
 /// Searches until `want` hits come back (the index commits in the background), at most 10 s.
-async fn until_hits(server: &Server, token: &str, query: &str, want: usize) -> Value {
+pub async fn until_hits(server: &Server, token: &str, query: &str, want: usize) -> Value {
     let mut last = Value::Null;
     for _ in 0..100 {
         let (status, page) = search(server, token, query).await;

@@ -152,10 +152,12 @@ pub enum ConversationMsg {
         message: Id,
         reply: Reply<()>,
     },
-    /// A moderator removes a message: a tombstone for both sides, whoever sent it and whenever.
-    /// Not a participant's request (`requester` is `None`): the admin API checks its caller.
+    /// A message is removed by someone other than its sender (a moderator, an erasure, the
+    /// retention sweeper): a tombstone for both sides, whoever sent it and whenever. Not a
+    /// participant's request (`requester` is `None`): the admin API checks its caller.
     Remove {
         message: Id,
+        why: Removal,
         reply: Reply<()>,
     },
     /// The store finished the write with this ticket.
@@ -201,6 +203,29 @@ impl ConversationMsg {
             ConversationMsg::WriteDone { .. }
             | ConversationMsg::TypingExpired { .. }
             | ConversationMsg::IdleCheck => {}
+        }
+    }
+}
+
+/// Why a message is removed without its sender asking; named as `deleted_by` in the
+/// `message.deleted` webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// A moderator's decision.
+    Moderator,
+    /// The sender's account is being erased: the tombstone keeps neither their name nor the
+    /// `client_msg_id` they chose.
+    Erasure,
+    /// Older than the retention period.
+    Retention,
+}
+
+impl Removal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Removal::Moderator => "moderator",
+            Removal::Erasure => "erasure",
+            Removal::Retention => "retention",
         }
     }
 }
@@ -327,9 +352,11 @@ impl Actor for ConversationActor {
                     .delete_for_everyone(&myself, user, message, reply)
                     .await
             }
-            ConversationMsg::Remove { message, reply } => {
-                state.remove(&myself, message, reply).await
-            }
+            ConversationMsg::Remove {
+                message,
+                why,
+                reply,
+            } => state.remove(&myself, message, why, reply).await,
             ConversationMsg::WriteDone { ticket, result } => {
                 state.pipeline.complete(ticket, result);
                 state.release(&myself);

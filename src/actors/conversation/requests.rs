@@ -6,7 +6,7 @@
 use ractor::ActorRef;
 
 use super::effects::{answer, answer_send, Effect};
-use super::{slot, ConversationMsg, ConversationState, ReadState, SendRequest};
+use super::{slot, ConversationMsg, ConversationState, ReadState, Removal, SendRequest};
 use crate::actors::outbox::{Outgoing, Reply};
 use crate::attachments::message_type_of;
 use crate::domain::clock::now_ms;
@@ -358,17 +358,25 @@ impl ConversationState {
         self.tombstone(myself, m, "sender", reply);
     }
 
-    /// A moderator's removal: the same tombstone as "delete for everyone", without the sender and
-    /// window checks (the admin API has checked its caller).
+    /// A removal by someone other than the sender: the same tombstone as "delete for everyone",
+    /// without the sender and window checks (the admin API or the sweeper has checked its
+    /// caller). Removing a tombstone again changes nothing.
     pub(super) async fn remove(
         &mut self,
         myself: &ActorRef<ConversationMsg>,
         message: Id,
+        why: Removal,
         reply: Reply<()>,
     ) {
         match self.released_message(message).await {
             Ok(m) if m.deleted => answer(reply, ()),
-            Ok(m) => self.tombstone(myself, m, "moderator", reply),
+            Ok(mut m) => {
+                if why == Removal::Erasure {
+                    m.sender_name.clear();
+                    m.client_msg_id = None;
+                }
+                self.tombstone(myself, m, why.name(), reply)
+            }
             Err(_) => reply.fail(ApiError::message_not_found()),
         }
     }

@@ -57,6 +57,9 @@ impl Store for FaultyStore {
     async fn get_user(&self, id: &ExternalId) -> StoreResult<Option<UserProfile>> {
         self.inner.get_user(id).await
     }
+    async fn delete_user(&self, id: &ExternalId) -> StoreResult<bool> {
+        self.inner.delete_user(id).await
+    }
     async fn create_conversation_with(
         &self,
         doc: ConversationDoc,
@@ -126,6 +129,9 @@ impl Store for FaultyStore {
         id: &str,
     ) -> StoreResult<Option<StoredMessage>> {
         self.inner.find_by_client_msg_id(c, sender, id).await
+    }
+    async fn forget_dedupe(&self, m: &StoredMessage) -> StoreResult<()> {
+        self.inner.forget_dedupe(m).await
     }
     async fn sweep_dedupe(&self, before_ms: i64) -> StoreResult<u64> {
         self.inner.sweep_dedupe(before_ms).await

@@ -382,6 +382,14 @@ impl Store for EmbeddedStore {
         self.point(|v| v.get(Ks::Users, &key))
     }
 
+    async fn delete_user(&self, id: &ExternalId) -> StoreResult<bool> {
+        let key = keys::external(id);
+        let probe = key.clone();
+        let existed = self.point(move |v| Ok(v.raw(Ks::Users, &probe)?.is_some()))?;
+        self.enqueue(vec![Op::Delete(Ks::Users, key)]).await?;
+        Ok(existed)
+    }
+
     async fn create_conversation_with(
         &self,
         doc: ConversationDoc,
@@ -487,6 +495,25 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<Option<StoredMessage>> {
         let key = keys::dedupe(conversation, sender, client_msg_id);
         self.point(|v| v.message_at(Ks::Dedupe, &key))
+    }
+
+    async fn forget_dedupe(&self, m: &StoredMessage) -> StoreResult<()> {
+        let Some(c) = &m.client_msg_id else {
+            return Ok(());
+        };
+        let dkey = keys::dedupe(m.conversation_id, &m.sender_id, c);
+        let mkey = keys::message(m.conversation_id, m.seq);
+        let probe = dkey.clone();
+        let current = self.point(move |v| v.raw(Ks::Dedupe, &probe))?;
+        let mut ops = vec![Op::Delete(
+            Ks::DedupeExpiry,
+            keys::dedupe_expiry(m.created_at, &dkey),
+        )];
+        // A newer message that reused the id after the window keeps its entry.
+        if current.is_some_and(|v| v.as_ref() == mkey.as_slice()) {
+            ops.push(Op::Delete(Ks::Dedupe, dkey));
+        }
+        self.enqueue(ops).await
     }
 
     async fn sweep_dedupe(&self, before_ms: i64) -> StoreResult<u64> {

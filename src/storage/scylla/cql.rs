@@ -59,6 +59,7 @@ statements! {
     ScanServices = "SELECT body FROM {ks}.services" [];
     PutUser = "INSERT INTO {ks}.users (user_id, body) VALUES (?, ?)" [Text, Blob];
     GetUser = "SELECT body FROM {ks}.users WHERE user_id = ?" [Text];
+    DeleteUser = "DELETE FROM {ks}.users WHERE user_id = ?" [Text];
     ScanUsers = "SELECT body FROM {ks}.users" [];
 
     PutConversation = "INSERT INTO {ks}.conversations (conversation_id, body) VALUES (?, ?) USING TIMESTAMP ?" [BigInt, Blob, BigInt];
@@ -79,6 +80,7 @@ statements! {
     PutMessageId = "INSERT INTO {ks}.message_ids (message_id, conversation_id, seq) VALUES (?, ?, ?) USING TIMESTAMP ?" [BigInt, BigInt, BigInt, BigInt];
     GetMessageId = "SELECT conversation_id, seq FROM {ks}.message_ids WHERE message_id = ?" [BigInt];
     PutDedupe = "INSERT INTO {ks}.dedupe (conversation_id, sender_id, client_msg_id, message_id, seq) VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?" [BigInt, Text, Text, BigInt, BigInt, Int, BigInt];
+    DeleteDedupe = "DELETE FROM {ks}.dedupe USING TIMESTAMP ? WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?" [BigInt, BigInt, Text, Text];
     GetDedupe = "SELECT message_id, seq FROM {ks}.dedupe WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?" [BigInt, Text, Text];
 
     PutActivity = "INSERT INTO {ks}.user_conversations (user_id, activity_ms, conversation_id) VALUES (?, ?, ?) USING TIMESTAMP ?" [Text, BigInt, BigInt, BigInt];

@@ -243,6 +243,16 @@ impl Store for ScyllaStore {
         self.body(Q::GetUser, (id.as_str(),)).await
     }
 
+    async fn delete_user(&self, id: &ExternalId) -> StoreResult<bool> {
+        let existed = self.get_user(id).await?.is_some();
+        self.write(vec![Bound {
+            q: Q::DeleteUser,
+            values: vec![text(id.as_str())],
+        }])
+        .await?;
+        Ok(existed)
+    }
+
     /// See `creation.rs`.
     async fn create_conversation_with(
         &self,
@@ -448,6 +458,27 @@ impl Store for ScyllaStore {
             Some((mid, seq)) => self.message_if(conversation, u(seq), Id(u(mid))).await,
             None => Ok(None),
         }
+    }
+
+    /// Unconditional (a conditional delete would be a Paxos round): an entry past the window has
+    /// expired by its TTL and is not touched, so only this message's own entry can be deleted.
+    async fn forget_dedupe(&self, m: &StoredMessage) -> StoreResult<()> {
+        let Some(c) = &m.client_msg_id else {
+            return Ok(());
+        };
+        if rows::dedupe_ttl(m.created_at, crate::domain::clock::now_ms()).is_none() {
+            return Ok(());
+        }
+        self.write(vec![Bound {
+            q: Q::DeleteDedupe,
+            values: vec![
+                CqlValue::BigInt(self.clock.next()),
+                id(m.conversation_id),
+                text(m.sender_id.as_str()),
+                text(c),
+            ],
+        }])
+        .await
     }
 
     /// Dedupe entries are written with a TTL that ends with the window: the cluster expires them.
