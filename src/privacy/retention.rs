@@ -28,8 +28,10 @@ use crate::storage::SeqRange;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Conversations per scan page, messages per history page.
 const PAGE: usize = 100;
-/// Between two conversations that had something to remove.
-const PAUSE: Duration = Duration::from_millis(2);
+/// Between two conversations that had something to remove. Each one's actor is started for the
+/// removal and stays until it idles out, so the pause also bounds how many a sweep keeps alive at
+/// once (about 100 a second, times the idle timeout).
+const PAUSE: Duration = Duration::from_millis(10);
 
 /// One sweep at a time (a manual run waits for the background one).
 static SWEEPING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
