@@ -264,8 +264,11 @@ export class SwitchboardClient {
     const now = Date.now();
     const t = this.typingState.get(conversationId);
     if (t) clearTimeout(t.idle);
-    const lastSent = t && now - t.lastSent < TYPING_REFRESH_MS ? t.lastSent : now;
-    if (lastSent === now) this.conn.send({ type: 'typing_status', conversation_id: conversationId, is_typing: true });
+    // Decided by a flag, not by `lastSent === now`: two keystrokes in the same millisecond would
+    // otherwise both count as "due" and send twice.
+    const due = !t || now - t.lastSent >= TYPING_REFRESH_MS;
+    const lastSent = due ? now : t.lastSent;
+    if (due) this.conn.send({ type: 'typing_status', conversation_id: conversationId, is_typing: true });
     const idle = setTimeout(() => this.stopTyping(conversationId), TYPING_IDLE_MS);
     this.typingState.set(conversationId, { lastSent, idle });
   }
