@@ -17,6 +17,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod gateway;
+pub mod html;
 pub mod http;
 pub mod metrics;
 pub mod moderation;

@@ -10,6 +10,7 @@ use super::config::EmailConfig;
 use super::webhook::SendError;
 use crate::domain::conversation::ConversationRecord;
 use crate::domain::message::StoredMessage;
+use crate::html::escape;
 
 /// Messages previewed in one mail; the mail says how many more there are.
 pub const DIGEST_MESSAGES: usize = 5;
@@ -163,22 +164,6 @@ fn text(c: &ConversationRecord, unread: u64, recent: &[StoredMessage], link: &st
     }
     if !link.is_empty() {
         out.push_str(&format!("\nOpen the conversation: {link}\n"));
-    }
-    out
-}
-
-/// HTML text and attribute escaping: the five characters that can change markup.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
     out
 }

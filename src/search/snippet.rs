@@ -6,25 +6,13 @@
 
 use tantivy::snippet::{Snippet, SnippetGenerator};
 
+use crate::html::escape_into;
+
 /// Upper bound on the fragment length tantivy selects (bytes of the original text).
 pub(crate) const MAX_SNIPPET_CHARS: usize = 150;
 
 const MARK_OPEN: &str = "<mark>";
 const MARK_CLOSE: &str = "</mark>";
-
-/// Appends `s` to `out`, escaping the five HTML-significant characters.
-pub(crate) fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
 
 /// Renders `fragment` with the byte `ranges` wrapped in `<mark>`. Ranges may be
 /// unsorted, overlapping or (defensively) out of bounds / off char boundaries; bad
