@@ -183,38 +183,38 @@ impl Metrics {
         };
         r.register(
             "switchboard_connections",
-            "Open WebSocket connections, by wire format.",
+            "Open WebSocket connections, by wire format",
             connections,
         );
         let live = LiveGauges::default();
         r.register(
             "switchboard_online_users",
-            "Users with at least one socket.",
+            "Users with at least one socket",
             live.online_users.clone(),
         );
         r.register(
             "switchboard_conversation_actors",
-            "Live conversation actors.",
+            "Live conversation actors",
             live.conversation_actors.clone(),
         );
         r.register(
             "switchboard_session_actors",
-            "Live user session actors.",
+            "Live user session actors",
             live.session_actors.clone(),
         );
         r.register(
             "switchboard_messages_per_second",
-            "Messages stored per second, last minute.",
+            "Messages stored per second, last minute",
             live.messages_per_second.clone(),
         );
         r.register(
             "switchboard_store_up",
-            "1 when the store answers.",
+            "1 when the store answers",
             live.store_up.clone(),
         );
         r.register_with_unit(
             "switchboard_uptime",
-            "Seconds since start.",
+            "Seconds since start",
             Unit::Seconds,
             live.uptime.clone(),
         );
@@ -226,12 +226,12 @@ impl Metrics {
         let messages_accepted = counter(
             &mut r,
             "switchboard_messages_accepted",
-            "Messages a conversation accepted and handed to the store.",
+            "Messages a conversation accepted and handed to the store",
         );
         let messages_stored = counter(
             &mut r,
             "switchboard_messages_stored",
-            "Messages durably stored.",
+            "Messages durably stored",
         );
         let refused: Family<OneLabel, Counter> = Family::default();
         let refused_hot = HOT_REFUSALS
@@ -240,38 +240,38 @@ impl Metrics {
             .collect();
         r.register(
             "switchboard_messages_refused",
-            "Sends a conversation answered with an error, by error code.",
+            "Sends a conversation answered with an error, by error code",
             refused.clone(),
         );
         let fanout_events = counter(
             &mut r,
             "switchboard_fanout_events",
-            "Events written to sockets (messages, receipts, typing, acks), one per socket.",
+            "Events written to sockets (messages, receipts, typing, acks), one per socket",
         );
         let send_ack = AtomicHistogram::new(SEND_ACK_BOUNDS);
         r.register_with_unit(
             "switchboard_send_ack",
             "Seconds from the gateway receiving a send (socket task or HTTP handler) until the \
-             conversation actor releases its ack after the write is durable; stored messages only.",
+             conversation actor releases its ack after the write is durable; stored messages only",
             Unit::Seconds,
             send_ack.clone(),
         );
         let store = StoreMetrics::new(store_ops);
         r.register_with_unit(
             "switchboard_store_operation",
-            "Seconds a store operation took, by operation; submit is until the write is durable.",
+            "Seconds a store operation took, by operation; submit is until the write is durable",
             Unit::Seconds,
             store.latency.clone(),
         );
         r.register(
             "switchboard_store_operation_errors",
-            "Store operations that failed, by operation.",
+            "Store operations that failed, by operation",
             store.errors.clone(),
         );
         if let Some(h) = batch_sizes {
             r.register(
                 "switchboard_store_batch_size",
-                "Writes applied and synced together in one group commit.",
+                "Writes applied and synced together in one group commit",
                 h,
             );
         }
@@ -284,47 +284,43 @@ impl Metrics {
             fanout_events,
             send_ack,
             store,
-            frames_in: counter(
-                &mut r,
-                "switchboard_frames_in",
-                "WebSocket frames received.",
-            ),
+            frames_in: counter(&mut r, "switchboard_frames_in", "WebSocket frames received"),
             frames_rejected: counter(
                 &mut r,
                 "switchboard_frames_rejected",
-                "Frames answered with an error.",
+                "Frames answered with an error",
             ),
             slow_socket_closes: counter(
                 &mut r,
                 "switchboard_slow_socket_closes",
-                "Sockets closed for not reading their events.",
+                "Sockets closed for not reading their events",
             ),
             oversized_frame_closes: counter(
                 &mut r,
                 "switchboard_oversized_frame_closes",
-                "Sockets closed for a frame over the limit.",
+                "Sockets closed for a frame over the limit",
             ),
             actor_failures: counter(
                 &mut r,
                 "switchboard_actor_failures",
-                "Actors that failed and were stopped by their supervisor.",
+                "Actors that failed and were stopped by their supervisor",
             ),
             conversation_restarts: counter(
                 &mut r,
                 "switchboard_conversation_restarts",
-                "Conversation actors that stopped after a failed write to restart from the store.",
+                "Conversation actors that stopped after a failed write to restart from the store",
             ),
-            store_errors: counter(&mut r, "switchboard_store_errors", "Failed store writes."),
+            store_errors: counter(&mut r, "switchboard_store_errors", "Failed store writes"),
             rate_limited: counter(
                 &mut r,
                 "switchboard_rate_limited",
-                "Messages refused by the per-user budget.",
+                "Messages refused by the per-user budget",
             ),
             outbox_depth: {
                 let g = Gauge::default();
                 r.register(
                     "switchboard_outbox_depth",
-                    "Notifications waiting in the outbox or being delivered.",
+                    "Notifications waiting in the outbox or being delivered",
                     g.clone(),
                 );
                 g
@@ -332,47 +328,47 @@ impl Metrics {
             notifications_sent: counter(
                 &mut r,
                 "switchboard_notifications_sent",
-                "Webhooks and e-mails delivered.",
+                "Webhooks and e-mails delivered",
             ),
             notifications_skipped: counter(
                 &mut r,
                 "switchboard_notifications_skipped",
-                "Due e-mails not sent: read in time, recipient online, opted out or no address.",
+                "Due e-mails not sent: read in time, recipient online, opted out or no address",
             ),
             notification_failures: counter(
                 &mut r,
                 "switchboard_notification_failures",
-                "Failed delivery attempts.",
+                "Failed delivery attempts",
             ),
             notification_retries: counter(
                 &mut r,
                 "switchboard_notification_retries",
-                "Deliveries scheduled again after a failure.",
+                "Deliveries scheduled again after a failure",
             ),
             notifications_dead: counter(
                 &mut r,
                 "switchboard_notifications_dead",
-                "Notifications given up after their last attempt (dead letters).",
+                "Notifications given up after their last attempt (dead letters)",
             ),
             pushes_sent: counter(
                 &mut r,
                 "switchboard_pushes_sent",
-                "Web Push messages accepted by a push service.",
+                "Web Push messages accepted by a push service",
             ),
             push_failures: counter(
                 &mut r,
                 "switchboard_push_failures",
-                "Failed Web Push attempts.",
+                "Failed Web Push attempts",
             ),
             push_retries: counter(
                 &mut r,
                 "switchboard_push_retries",
-                "Web Push messages scheduled again after a failure.",
+                "Web Push messages scheduled again after a failure",
             ),
             push_subscriptions_removed: counter(
                 &mut r,
                 "switchboard_push_subscriptions_removed",
-                "Push subscriptions removed because their push service said they are gone.",
+                "Push subscriptions removed because their push service said they are gone",
             ),
             live,
             window: Mutex::new(VecDeque::new()),
@@ -482,6 +478,10 @@ mod tests {
         assert!(text.contains("switchboard_slow_socket_closes_total 0\n"));
         assert!(text.contains("switchboard_outbox_depth 0\n"));
         assert!(text.ends_with("# EOF\n"));
+        assert!(
+            !text.contains("..\n"),
+            "the crate ends every HELP with a period itself: {text}"
+        );
     }
 
     #[test]
