@@ -96,12 +96,17 @@ pub const OP_NAMES: &[&str] = &[
 
 pub struct InstrumentedStore {
     inner: Arc<dyn Store>,
-    metrics: StoreMetrics,
+    /// Behind an `Arc` so a submitted write's callback takes one reference count, not a copy of
+    /// every operation's handles.
+    metrics: Arc<StoreMetrics>,
 }
 
 impl InstrumentedStore {
     pub fn wrap(inner: Arc<dyn Store>, metrics: StoreMetrics) -> Arc<dyn Store> {
-        Arc::new(InstrumentedStore { inner, metrics })
+        Arc::new(InstrumentedStore {
+            inner,
+            metrics: Arc::new(metrics),
+        })
     }
 
     fn done<T>(&self, op: Op, started: Instant, r: StoreResult<T>) -> StoreResult<T> {
