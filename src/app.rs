@@ -344,13 +344,7 @@ impl Server {
         }
         // Sockets saw the signal and are closing; give their tasks a moment to detach.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while self
-            .engine
-            .metrics
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
-            && tokio::time::Instant::now() < deadline
+        while self.engine.metrics.connections.total() > 0 && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

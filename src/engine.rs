@@ -25,6 +25,7 @@ use crate::moderation::{Moderator, ReasonSource, Verdict};
 use crate::notify::claims::Claims;
 use crate::notify::{Notifier, Pending};
 use crate::ratelimit::RateLimiter;
+use crate::storage::instrumented::InstrumentedStore;
 use crate::storage::Store;
 
 pub struct Engine {
@@ -165,6 +166,12 @@ impl Engine {
         auth: Authenticator,
         objects: Arc<dyn object_store::ObjectStore>,
     ) -> Result<EngineRef, ConfigError> {
+        // Every store call from here on is timed by operation (`switchboard_store_operation_*`).
+        let metrics = Arc::new(Metrics::new(
+            store.batch_sizes(),
+            crate::storage::instrumented::OP_NAMES,
+        ));
+        let store = InstrumentedStore::wrap(store, metrics.store.clone());
         let moderator = Moderator::new(&config.moderation).map_err(ConfigError)?;
         let queue = Arc::new(ModerationQueue::new(store.clone()));
         let ids = Arc::new(IdGenerator::new(config.node_id));
@@ -185,7 +192,6 @@ impl Engine {
             RateLimiter::with_window(limits.conversations_per_hour, Duration::from_secs(3600));
         let connects = RateLimiter::new(limits.connections_per_ip_per_minute);
         let auth_failures = RateLimiter::new(limits.failed_auth_per_ip_per_minute);
-        let metrics = Arc::new(Metrics::default());
         let registry = Registry::default();
         let analytics = Analytics::start(&config.analytics, store.clone());
         let search = crate::search::feed::open(&config).map_err(|e| {

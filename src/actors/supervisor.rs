@@ -8,7 +8,6 @@
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::engine::EngineRef;
-use crate::metrics::Metrics;
 
 pub struct Supervisor;
 
@@ -34,7 +33,7 @@ impl Actor for Supervisor {
         engine: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorFailed(cell, err) = event {
-            Metrics::inc(&engine.metrics.actor_failures);
+            engine.metrics.actor_failures.inc();
             tracing::error!(actor = ?cell.get_name(), error = %err, "actor failed; it restarts from the store on next use");
             engine.registry.forget_actor(cell.get_id());
         }

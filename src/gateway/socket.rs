@@ -98,19 +98,19 @@ const WRITE_STALL: Duration = Duration::from_secs(10);
 /// Events written before one flush.
 const WRITE_BATCH: usize = 64;
 
-/// Counts a connection for as long as its task runs.
-struct ConnectionGauge(EngineRef);
+/// Counts a connection, under its wire format, for as long as its task runs.
+struct ConnectionGauge(EngineRef, WireFormat);
 
 impl ConnectionGauge {
-    fn new(engine: &EngineRef) -> Self {
-        Metrics::gauge(&engine.metrics.connections, 1);
-        ConnectionGauge(engine.clone())
+    fn new(engine: &EngineRef, format: WireFormat) -> Self {
+        engine.metrics.connections.of(format).inc();
+        ConnectionGauge(engine.clone(), format)
     }
 }
 
 impl Drop for ConnectionGauge {
     fn drop(&mut self) {
-        Metrics::gauge(&self.0.metrics.connections, -1);
+        self.0.metrics.connections.of(self.1).dec();
     }
 }
 
@@ -289,7 +289,6 @@ pub async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let gauge = ConnectionGauge::new(&engine);
     // Before authentication a pending compat socket writes plain JSON events, which is what the
     // compat encoding of `error` and `ready` is too.
     let early = match &route {
@@ -297,6 +296,12 @@ pub async fn run<S>(
         Route::Compat(id) => Flavor::Compat(*id),
         Route::CompatPending(_) => Flavor::Standard(WireFormat::Json),
     };
+    // Compat sockets speak the old hook's JSON.
+    let format = match early {
+        Flavor::Standard(format) => format,
+        Flavor::Compat(_) => WireFormat::Json,
+    };
+    let gauge = ConnectionGauge::new(&engine, format);
     let Verified {
         principal,
         expires_at,
@@ -417,7 +422,7 @@ async fn pump<S>(
             }
             ev = events.recv() => {
                 let Some(ev) = ev else { break None };
-                match write_batch(&mut ws, flavor, ev, &mut events, &mut close).await {
+                match write_batch(&mut ws, flavor, ev, &mut events, &mut close, &engine.metrics).await {
                     Written::All => {}
                     Written::CloseRequested => break close.borrow().clone(),
                     Written::Stalled => break Some(CloseReason {
@@ -435,7 +440,7 @@ async fn pump<S>(
                 let msg = match msg {
                     None => break None,
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
-                        Metrics::inc(&engine.metrics.oversized_frame_closes);
+                        engine.metrics.oversized_frame_closes.inc();
                         break Some(CloseReason { code: close_code::TOO_BIG, reason: format!("frame larger than {} bytes", limits.max_frame_bytes) });
                     }
                     Some(Err(e)) => {
@@ -450,11 +455,11 @@ async fn pump<S>(
                     break None;
                 }
                 let Some(decoded) = decode(flavor, &msg) else { continue };
-                Metrics::inc(&engine.metrics.frames_in);
+                engine.metrics.frames_in.inc();
                 let frame = match decoded {
                     Ok(f) => f,
                     Err(e) => {
-                        Metrics::inc(&engine.metrics.frames_rejected);
+                        engine.metrics.frames_rejected.inc();
                         handle.push(error_event(e.code, e.message, e.reference));
                         continue;
                     }
@@ -479,7 +484,7 @@ async fn pump<S>(
                     ClientFrame::TypingStatus { .. } if engine.typing.check(&principal.user_id).is_err() => {}
                     frame => {
                         let Some(p) = permit.take() else { continue };
-                        let msg = SessionMsg::Inbound { socket: socket_id, frame, permit: p };
+                        let msg = SessionMsg::Inbound { socket: socket_id, frame, permit: p, received: std::time::Instant::now() };
                         if session.send_message(msg).is_err() {
                             break Some(CloseReason { code: close_code::TRY_AGAIN_LATER, reason: "session restarted; reconnect".into() });
                         }
@@ -503,7 +508,7 @@ async fn pump<S>(
     };
     let _ = session.send_message(SessionMsg::Detach { socket: socket_id });
     if handle.was_slow() {
-        Metrics::inc(&engine.metrics.slow_socket_closes);
+        engine.metrics.slow_socket_closes.inc();
     }
     if let Some(reason) = end {
         tracing::debug!(code = reason.code, reason = %reason.reason, "closing socket");
@@ -532,6 +537,7 @@ async fn write_batch<S>(
     first: Arc<Outgoing>,
     events: &mut tokio::sync::mpsc::Receiver<Arc<Outgoing>>,
     close: &mut watch::Receiver<Option<CloseReason>>,
+    metrics: &Metrics,
 ) -> Written
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -542,6 +548,7 @@ where
         while let Some(ev) = next.take() {
             if let Some(frame) = to_frame(flavor, &ev) {
                 ws.feed(frame).await?;
+                metrics.fanout_events.inc();
             }
             n += 1;
             if n < WRITE_BATCH {

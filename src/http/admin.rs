@@ -17,7 +17,7 @@ use crate::domain::conversation::Side;
 use crate::domain::user::{Role, UserProfile};
 use crate::engine::EngineRef;
 use crate::error::{ApiError, ErrorKind};
-use crate::metrics::Live;
+use crate::metrics::{Live, CONTENT_TYPE};
 use crate::storage::StoreHealth;
 
 /// Who an operator is: the static admin token, or a user whose JWT has role `admin`.
@@ -245,7 +245,7 @@ async fn stats(_op: (), engine: EngineRef) -> Result<Response, Rejection> {
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
-            "connections": m.connections.load(std::sync::atomic::Ordering::Relaxed),
+            "connections": m.connections.total(),
             "online_users": l.online_users,
             "conversation_actors": l.conversation_actors,
             "session_actors": l.session_actors,
@@ -259,8 +259,15 @@ async fn stats(_op: (), engine: EngineRef) -> Result<Response, Rejection> {
 
 async fn metrics(_op: (), engine: EngineRef) -> Result<Response, Rejection> {
     let health = engine.store.health().await;
-    let text = engine.metrics.render(&live(&engine, health));
-    Ok(warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response())
+    match engine.metrics.render(&live(&engine, health)) {
+        Ok(text) => {
+            Ok(warp::reply::with_header(text, "content-type", CONTENT_TYPE).into_response())
+        }
+        Err(_) => {
+            tracing::error!("the metrics exposition could not be written");
+            Err(reject(ApiError::internal("metrics could not be rendered")))
+        }
+    }
 }
 
 async fn conversation(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {

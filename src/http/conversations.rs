@@ -157,13 +157,18 @@ async fn display_name(
 }
 
 async fn create(p: Principal, body: CreateBody, engine: EngineRef) -> Result<Response, Rejection> {
-    create_inner(p, body, engine).await.map_err(reject)
+    // When the request arrived: where a send's ack latency starts (`switchboard_send_ack_seconds`).
+    let received = std::time::Instant::now();
+    create_inner(p, body, engine, received)
+        .await
+        .map_err(reject)
 }
 
 async fn create_inner(
     p: Principal,
     mut body: CreateBody,
     engine: EngineRef,
+    received: std::time::Instant,
 ) -> Result<Response, ApiError> {
     if p.role != Role::Customer {
         return Err(ApiError::forbidden(
@@ -206,7 +211,7 @@ async fn create_inner(
         .find_conversation(&service.id, &service.provider_id, &p.user_id)
         .await?;
     if let Some(id) = existing {
-        return append_to_existing(&engine, &p, id, body, flags).await;
+        return append_to_existing(&engine, &p, id, body, flags, received).await;
     }
     // A new conversation and its first message are one atomic write: a crash can leave both or
     // neither, never an empty conversation in both lists. It costs one of the customer's new
@@ -276,7 +281,7 @@ async fn create_inner(
         // there (or not at all, if it is that request's retry).
         engine.conversations.refund_message_budget(&p.user_id);
         engine.creations.refund(&p.user_id);
-        return append_to_existing(&engine, &p, stored.record.id, body, flags).await;
+        return append_to_existing(&engine, &p, stored.record.id, body, flags, received).await;
     }
     engine.notifier.committed(notices);
     engine.analytics.created(&stored.record);
@@ -305,6 +310,7 @@ async fn append_to_existing(
     id: Id,
     body: CreateBody,
     flags: Vec<Report>,
+    received: std::time::Instant,
 ) -> Result<Response, ApiError> {
     let outcome = engine
         .ask(id, |reply| {
@@ -317,6 +323,7 @@ async fn append_to_existing(
                 client_msg_id: body.client_msg_id,
                 origin: None,
                 reply,
+                received,
             })
         })
         .await?;

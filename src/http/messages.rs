@@ -246,6 +246,8 @@ async fn send(
     body: SendBody,
     engine: EngineRef,
 ) -> Result<Response, Rejection> {
+    // When the request arrived: where a send's ack latency starts (`switchboard_send_ack_seconds`).
+    let received = std::time::Instant::now();
     async {
         let (doc, _) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
         check_client_msg_id(&body.client_msg_id)?;
@@ -266,6 +268,7 @@ async fn send(
                     client_msg_id: body.client_msg_id,
                     origin: None,
                     reply,
+                    received,
                 })
             })
             .await?;

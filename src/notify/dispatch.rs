@@ -291,14 +291,14 @@ async fn deliver(deps: Deps, mut p: Pending) -> Done {
         Ok(sent) => {
             match sent {
                 Sent::Delivered => {
-                    Metrics::inc(&deps.metrics.notifications_sent);
+                    deps.metrics.notifications_sent.inc();
                     if push {
-                        Metrics::inc(&deps.metrics.pushes_sent);
+                        deps.metrics.pushes_sent.inc();
                     }
                 }
                 Sent::Skipped(why) => {
                     tracing::debug!(why, "nothing to send");
-                    Metrics::inc(&deps.metrics.notifications_skipped);
+                    deps.metrics.notifications_skipped.inc();
                 }
                 Sent::Replaced => {}
             }
@@ -313,15 +313,15 @@ async fn deliver(deps: Deps, mut p: Pending) -> Done {
             Done::Finished
         }
         Err(e) => {
-            Metrics::inc(&deps.metrics.notification_failures);
+            deps.metrics.notification_failures.inc();
             if push {
-                Metrics::inc(&deps.metrics.push_failures);
+                deps.metrics.push_failures.inc();
             }
             p.attempts += 1;
             p.last_error = Some(e.to_string());
             if p.attempts >= max_attempts(&deps.notifier, &p) {
                 tracing::warn!(attempts = p.attempts, error = %e, "notification given up: moved to the dead letters");
-                Metrics::inc(&deps.metrics.notifications_dead);
+                deps.metrics.notifications_dead.inc();
                 let dead = p.item(ItemKind::DeadLetter);
                 let gone = (ItemKind::Notification, String::new(), key(p.id));
                 if let Err(e) = deps.store.write_items(&[dead], &[gone]).await {
@@ -329,9 +329,9 @@ async fn deliver(deps: Deps, mut p: Pending) -> Done {
                 }
                 return Done::Finished;
             }
-            Metrics::inc(&deps.metrics.notification_retries);
+            deps.metrics.notification_retries.inc();
             if push {
-                Metrics::inc(&deps.metrics.push_retries);
+                deps.metrics.push_retries.inc();
             }
             let mut wait = backoff_ms(p.attempts, fastrand::f64());
             if let SendError::RetryAfter(_, secs) = e {
@@ -460,7 +460,7 @@ async fn push_one(
             super::push::remove(&*deps.store, recipient, subscription)
                 .await
                 .map_err(store_err)?;
-            Metrics::inc(&deps.metrics.push_subscriptions_removed);
+            deps.metrics.push_subscriptions_removed.inc();
             tracing::info!(user_id = %recipient, subscription = %subscription, "push subscription gone; removed");
             Ok(Sent::Skipped("the subscription is gone"))
         }

@@ -11,6 +11,7 @@
 
 pub mod codec;
 pub mod embedded;
+pub mod instrumented;
 pub mod items;
 pub mod keys;
 pub mod open;
@@ -257,6 +258,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Item>>;
 
     async fn health(&self) -> StoreHealth;
+
+    /// Writes per group commit, for a store that commits writes in groups (the embedded one):
+    /// `/metrics` exposes it as `switchboard_store_batch_size`.
+    fn batch_sizes(&self) -> Option<crate::metrics::AtomicHistogram> {
+        None
+    }
 
     /// Up to `limit` records of `table`, continuing after `cursor` (a `ScanPage::next` of this
     /// store), in an order that stays put while nothing writes. For copying a store; not on any

@@ -88,6 +88,7 @@ pub async fn send(
                 client_msg_id,
                 origin: None,
                 reply,
+                received: std::time::Instant::now(),
             })
         })
         .await

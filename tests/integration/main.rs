@@ -18,6 +18,7 @@ mod frontend_kit;
 mod harness;
 mod limits;
 mod logs;
+mod metrics;
 mod moderation;
 mod notifications;
 mod privacy;

@@ -25,6 +25,8 @@ pub enum Effect {
         sender: Side,
         origin: Option<Id>,
         reply: Reply<SendOutcome>,
+        /// When the gateway received the send; its ack latency is observed at release.
+        received: std::time::Instant,
         recipient_unread: u64,
         /// The conversation appeared (first message) or came back from the recipient's archive.
         announce: bool,
@@ -87,6 +89,7 @@ impl Effect {
                 sender,
                 origin,
                 reply,
+                received,
                 recipient_unread,
                 announce,
                 flags,
@@ -110,6 +113,8 @@ impl Effect {
                     message: view.clone(),
                 });
                 answer_send(reply, view, false);
+                // The ack is on its way (in the socket's queue, or to the HTTP handler).
+                deps.metrics.send_ack.observe_duration(received.elapsed());
                 registry.new_message_to(recipient_id, event.clone(), id, recipient_unread);
                 registry.to_user(sender_id, event, origin);
                 if announce {

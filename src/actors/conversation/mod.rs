@@ -82,7 +82,7 @@ impl ConversationDeps {
     /// Takes one message from the user's budget, shared by HTTP and WebSocket.
     pub fn spend_message_budget(&self, user: &ExternalId) -> Result<(), ApiError> {
         self.limiter.check(user).map_err(|retry| {
-            Metrics::inc(&self.metrics.rate_limited);
+            self.metrics.rate_limited.inc();
             ApiError::rate_limited(retry)
         })
     }
@@ -109,6 +109,9 @@ pub struct SendRequest {
     /// The socket that sent it: it gets the `ack` instead of a copy of the message.
     pub origin: Option<Id>,
     pub reply: Reply<SendOutcome>,
+    /// When the gateway received it (socket task or HTTP handler): the ack latency
+    /// (`switchboard_send_ack_seconds`) is measured from here to the ack's release.
+    pub received: std::time::Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -422,9 +425,13 @@ impl ConversationState {
                     (self.deps.registry.clone(), self.deps.clone(), self.id());
                 registry.to_conversation(&deps, id, msg).await;
             }
-            Retiring::Failed => msg.fail(ApiError::unavailable(
-                "the message could not be stored; retry",
-            )),
+            Retiring::Failed => {
+                let err = ApiError::unavailable("the message could not be stored; retry");
+                if matches!(msg, ConversationMsg::Send(_)) {
+                    self.deps.metrics.refused(err.code);
+                }
+                msg.fail(err)
+            }
         }
     }
 
@@ -445,12 +452,21 @@ impl ConversationState {
             // The ticket is used up all the same, so a late answer can never match another write.
             self.pipeline.skip_ticket();
             let err = ApiError::from(e);
-            effect.fail(&err);
+            fail_effect(&self.deps.metrics, effect, &err);
             return Err(err);
+        }
+        if matches!(effect, Effect::Message { .. }) {
+            self.deps.metrics.messages_accepted.inc();
         }
         self.doc = write.doc;
         self.pipeline.push(effect, None);
         Ok(())
+    }
+
+    /// Answers a send with `err` before anything was written, counting it as refused by its code.
+    fn refuse(&self, reply: Reply<SendOutcome>, err: ApiError) {
+        self.deps.metrics.refused(err.code);
+        reply.fail(err);
     }
 
     /// Queues an effect that needs no write of its own; it leaves after everything before it.
@@ -466,7 +482,7 @@ impl ConversationState {
                 return self.fail_everything(myself, effect, e);
             }
             if let Effect::Message { message, .. } = &effect {
-                Metrics::inc(&self.deps.metrics.messages_stored);
+                self.deps.metrics.messages_stored.inc();
                 self.released_seq = message.seq;
                 self.released_message_id = Some(message.id);
                 if let Some(c) = &message.client_msg_id {
@@ -486,14 +502,23 @@ impl ConversationState {
         first: Effect,
         cause: StoreError,
     ) {
-        Metrics::inc(&self.deps.metrics.store_errors);
+        self.deps.metrics.store_errors.inc();
+        self.deps.metrics.conversation_restarts.inc();
         tracing::error!(error = %cause, "store write failed; failing queued requests and restarting from the store");
         let err = ApiError::unavailable("the message could not be stored; retry");
-        first.fail(&err);
+        fail_effect(&self.deps.metrics, first, &err);
         for effect in self.pipeline.drain() {
-            effect.fail(&err);
+            fail_effect(&self.deps.metrics, effect, &err);
         }
         self.in_flight.clear();
         self.retire(myself, Retiring::Failed);
     }
+}
+
+/// Answers an effect's request with `err`; a new message's is counted as a refused send.
+fn fail_effect(metrics: &Metrics, effect: Effect, err: &ApiError) {
+    if matches!(effect, Effect::Message { .. }) {
+        metrics.refused(err.code);
+    }
+    effect.fail(err);
 }

@@ -26,11 +26,11 @@ impl ConversationState {
     pub(super) async fn send(&mut self, myself: &ActorRef<ConversationMsg>, req: SendRequest) {
         let side = match self.side_of(&req.sender) {
             Ok(s) => s,
-            Err(e) => return req.reply.fail(e),
+            Err(e) => return self.refuse(req.reply, e),
         };
         let has_attachments = !req.attachments.is_empty();
         if let Err(e) = validate_text(&req.text, self.deps.limits.max_text_chars, has_attachments) {
-            return req.reply.fail(e.into());
+            return self.refuse(req.reply, e.into());
         }
         // A retry is answered before the budget is spent: it costs the sender nothing.
         if let Some(cid) = &req.client_msg_id {
@@ -52,11 +52,11 @@ impl ConversationState {
                     return answer_send(req.reply, view, true);
                 }
                 Ok(_) => {}
-                Err(e) => return req.reply.fail(e.into()),
+                Err(e) => return self.refuse(req.reply, e.into()),
             }
         }
         if let Err(e) = self.deps.spend_message_budget(&req.sender) {
-            return req.reply.fail(e);
+            return self.refuse(req.reply, e);
         }
 
         let message = StoredMessage {
@@ -96,6 +96,7 @@ impl ConversationState {
             sender: side,
             origin: req.origin,
             reply: req.reply,
+            received: req.received,
             recipient_unread: appended.recipient_unread,
             flags: req.flags,
             notices,

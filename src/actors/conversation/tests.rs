@@ -257,6 +257,7 @@ fn send(
             client_msg_id: client,
             origin: None,
             reply,
+            received: std::time::Instant::now(),
         })
     }
 }

@@ -69,6 +69,8 @@ pub enum SessionMsg {
         socket: Id,
         frame: ClientFrame,
         permit: OwnedSemaphorePermit,
+        /// When the socket task read the frame: a send's ack latency starts here.
+        received: std::time::Instant,
     },
     Disconnect {
         code: u16,
@@ -217,6 +219,7 @@ impl Actor for UserSession {
                 socket,
                 frame,
                 permit,
+                received,
             } => {
                 let Some(handle) = state.sockets.iter().find(|s| s.id == socket).cloned() else {
                     return Ok(());
@@ -224,7 +227,7 @@ impl Actor for UserSession {
                 // Boxed: ractor keeps the largest `handle` future inline in the actor's task for
                 // as long as the actor lives, and routing a frame is the large one (~1.2 KiB). One
                 // allocation per frame is cheaper than that on every idle connected user.
-                Box::pin(state.inbound(handle, frame, permit)).await;
+                Box::pin(state.inbound(handle, frame, permit, received)).await;
             }
         }
         Ok(())
@@ -288,6 +291,7 @@ impl SessionState {
         socket: SocketHandle,
         frame: ClientFrame,
         permit: OwnedSemaphorePermit,
+        received: std::time::Instant,
     ) {
         let engine = self.engine.clone();
         match frame {
@@ -319,6 +323,7 @@ impl SessionState {
                     client_msg_id,
                     origin: Some(socket.id),
                     reply: Reply::Socket(reply),
+                    received,
                 };
                 engine
                     .to_conversation(conversation_id, ConversationMsg::Send(req))

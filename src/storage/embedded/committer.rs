@@ -22,6 +22,7 @@ use arc_swap::ArcSwap;
 use fjall::{Database, Keyspace, PersistMode, Snapshot};
 
 use super::Ks;
+use crate::metrics::AtomicHistogram;
 use crate::storage::{OnDurable, StoreError, StoreResult};
 
 pub(super) enum Op {
@@ -163,12 +164,18 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub fn start(shared: Arc<Shared>, max_batch: usize) -> StoreResult<Committer> {
+    /// `batch_sizes` gets the number of writes of every group commit (operators size
+    /// `store.max_batch` and see the disk's fsync rate from it).
+    pub fn start(
+        shared: Arc<Shared>,
+        max_batch: usize,
+        batch_sizes: AtomicHistogram,
+    ) -> StoreResult<Committer> {
         let (tx, rx) = mpsc::channel::<Job>();
         let guard = ClearOnExit(shared.clone());
         std::thread::Builder::new()
             .name("store-committer".into())
-            .spawn(move || commit_loop(guard, rx, max_batch.max(1)))
+            .spawn(move || commit_loop(guard, rx, max_batch.max(1), batch_sizes))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Committer { tx, shared })
     }
@@ -206,7 +213,12 @@ impl Committer {
     }
 }
 
-fn commit_loop(alive: ClearOnExit, rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn commit_loop(
+    alive: ClearOnExit,
+    rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    batch_sizes: AtomicHistogram,
+) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch.min(4096));
     // Declared after `jobs`, so it drops first however the loop ends: a write answered `Closed`
     // by its dropped job finds the store already reporting down.
@@ -224,7 +236,10 @@ fn commit_loop(alive: ClearOnExit, rx: mpsc::Receiver<Job>, max_batch: usize) {
         let result = match shared.refusal() {
             Some(refused) => Err(refused),
             None if writes == 0 => Ok(()),
-            None => commit(shared, &mut jobs, writes),
+            None => {
+                batch_sizes.observe(writes as f64);
+                commit(shared, &mut jobs, writes)
+            }
         };
         for job in jobs.drain(..) {
             if job.write {

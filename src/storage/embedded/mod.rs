@@ -33,6 +33,7 @@ use crate::domain::conversation::ConversationDoc;
 use crate::domain::message::StoredMessage;
 use crate::domain::user::{ExternalId, Service, UserProfile};
 use crate::domain::Id;
+use crate::metrics::{AtomicHistogram, BATCH_SIZE_BOUNDS};
 
 /// The keyspaces, by what they hold; the order of `KEYSPACES`.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +112,8 @@ pub struct EmbeddedStore {
     shared: Arc<Shared>,
     committer: Committer,
     create_locks: Vec<Mutex<()>>,
+    /// Writes per group commit, observed by the committer thread.
+    batch_sizes: AtomicHistogram,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -296,10 +299,12 @@ impl EmbeddedStore {
         // the page cache, and must be durable before it is published to readers.
         indexes::upgrade(&db, &spaces)?;
         let shared = Arc::new(Shared::new(db, spaces, options.max_queue));
-        let committer = Committer::start(shared.clone(), options.max_batch)?;
+        let batch_sizes = AtomicHistogram::new(BATCH_SIZE_BOUNDS);
+        let committer = Committer::start(shared.clone(), options.max_batch, batch_sizes.clone())?;
         Ok(Arc::new(EmbeddedStore {
             shared,
             committer,
+            batch_sizes,
             create_locks: (0..CREATE_SHARDS).map(|_| Mutex::new(())).collect(),
         }))
     }
@@ -626,6 +631,10 @@ impl Store for EmbeddedStore {
 
     /// `Down` once a write has failed (the store refuses every write since) or the committer is
     /// gone; reads may still answer from the last durable snapshot, but the store cannot serve.
+    fn batch_sizes(&self) -> Option<AtomicHistogram> {
+        Some(self.batch_sizes.clone())
+    }
+
     async fn health(&self) -> StoreHealth {
         if self.shared.writable() {
             StoreHealth::Ok
