@@ -89,7 +89,12 @@ pub fn document() -> Result<Value, serde_json::Error> {
     let channel_messages: Map<String, Value> = client
         .iter()
         .chain(&server)
-        .map(|n| (n.clone(), json!({"$ref": format!("#/components/messages/{n}")})))
+        .map(|n| {
+            (
+                n.clone(),
+                json!({"$ref": format!("#/components/messages/{n}")}),
+            )
+        })
         .collect();
     let query = json!({
         "ws": {

@@ -37,15 +37,21 @@ fn retry_after(codes: &[&str]) -> RefOr<Response> {
         .map(|c| format!("`{c}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    error_response(format!("error; `error.code` is one of {codes}; try again after `Retry-After` seconds"))
-        .header(
-            "Retry-After",
-            HeaderBuilder::new()
-                .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0))))
-                .description(Some("seconds to wait before trying again"))
-                .build(),
-        )
-        .into()
+    error_response(format!(
+        "error; `error.code` is one of {codes}; try again after `Retry-After` seconds"
+    ))
+    .header(
+        "Retry-After",
+        HeaderBuilder::new()
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            ))
+            .description(Some("seconds to wait before trying again"))
+            .build(),
+    )
+    .into()
 }
 
 fn map(entries: Vec<(&str, RefOr<Response>)>) -> BTreeMap<String, RefOr<Response>> {
@@ -63,7 +69,10 @@ pub struct Authed;
 impl IntoResponses for Authed {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         map(vec![
-            ("401", error(&["missing_token", "invalid_token", "token_expired"])),
+            (
+                "401",
+                error(&["missing_token", "invalid_token", "token_expired"]),
+            ),
             ("429", retry_after(&["rate_limited"])),
             ("503", retry_after(&["store_unavailable", "overloaded"])),
         ])
@@ -77,7 +86,10 @@ pub struct Operator;
 impl IntoResponses for Operator {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         map(vec![
-            ("401", error(&["missing_token", "invalid_token", "token_expired"])),
+            (
+                "401",
+                error(&["missing_token", "invalid_token", "token_expired"]),
+            ),
             ("403", error(&["forbidden_role"])),
             ("503", retry_after(&["store_unavailable", "overloaded"])),
         ])

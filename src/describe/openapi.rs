@@ -96,8 +96,7 @@ impl Modify for AdminToken {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut http = Http::new(HttpAuthScheme::Bearer);
         http.description = Some(
-            "`admin.token` from the configuration, or a marketplace JWT with role `admin`."
-                .into(),
+            "`admin.token` from the configuration, or a marketplace JWT with role `admin`.".into(),
         );
         openapi
             .components

@@ -18,7 +18,9 @@ impl PartialSchema for Id {
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .pattern(Some("^[0-9]{1,20}$"))
-                    .description(Some("a 64-bit id as a decimal string (how the server writes it)")),
+                    .description(Some(
+                        "a 64-bit id as a decimal string (how the server writes it)",
+                    )),
             )
             .item(
                 ObjectBuilder::new()

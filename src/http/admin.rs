@@ -13,10 +13,10 @@ use super::reply::{
 };
 use crate::actors::outbox::close_code;
 use crate::actors::user_session::SessionMsg;
+use crate::describe::errors::{JsonBody, Operator as OperatorErrors};
 use crate::domain::conversation::Side;
 use crate::domain::user::{Role, UserProfile};
 use crate::engine::EngineRef;
-use crate::describe::errors::{JsonBody, Operator as OperatorErrors};
 use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::metrics::Live;
 use crate::storage::StoreHealth;

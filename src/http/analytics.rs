@@ -14,10 +14,10 @@ use super::reply::{
 };
 use crate::analytics::report::{self, Period, Report, MAX_DAYS};
 use crate::analytics::Dimension;
+use crate::describe::errors::{Authed, JsonBody, Operator};
 use crate::domain::clock::{day_of, format_ms, now_ms, parse_day, parse_rfc3339_ms, set_now_ms};
 use crate::domain::user::{Principal, Role};
 use crate::engine::EngineRef;
-use crate::describe::errors::{Authed, JsonBody, Operator};
 use crate::error::{ApiError, ErrorBody};
 
 pub fn admin_routes(

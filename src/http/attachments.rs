@@ -16,9 +16,9 @@ use warp::{Filter, Rejection, Reply};
 use super::admin::operator;
 use super::reply::{id_cursor, json, limit_param, principal, query_pairs, reject, with_engine};
 use crate::attachments::AttachmentError;
+use crate::describe::errors::{Authed, Operator};
 use crate::domain::user::Principal;
 use crate::domain::Id;
-use crate::describe::errors::{Authed, Operator};
 use crate::engine::EngineRef;
 use crate::error::ErrorBody;
 

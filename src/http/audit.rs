@@ -18,10 +18,10 @@ use warp::{Filter, Rejection};
 
 use super::admin::{identify, operator};
 use super::reply::{bearer_token, id_cursor, json, limit_param, query_pairs, reject, with_engine};
+use crate::describe::errors::Operator;
 use crate::domain::clock::{format_ms, now_ms};
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::describe::errors::Operator;
 use crate::error::{ApiError, ErrorBody};
 use crate::storage::items::{Item, ItemKind};
 use crate::storage::{codec, keys};

@@ -10,8 +10,11 @@ use super::reply::{
 };
 use crate::actors::conversation::{ConversationMsg, ReadState, SendRequest};
 use crate::actors::outbox::Outgoing;
+use crate::describe::errors::{Authed, JsonBody};
 use crate::domain::clock::now_ms;
-use crate::domain::conversation::{Conversation, ConversationDoc, ConversationRecord, ConversationState, Side};
+use crate::domain::conversation::{
+    Conversation, ConversationDoc, ConversationRecord, ConversationState, Side,
+};
 use crate::domain::events::ServerEvent;
 use crate::domain::message::{
     client_msg_id_ok, validate_text, Message, MessageType, Status, StoredMessage,
@@ -19,7 +22,6 @@ use crate::domain::message::{
 use crate::domain::user::{ExternalId, Principal, Role};
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::describe::errors::{Authed, JsonBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::moderation::queue::Report;
 use crate::notify::Notifier;

@@ -8,9 +8,9 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::reply::{json, json_body, reject, with_engine};
+use crate::describe::errors::JsonBody;
 use crate::domain::user::{ExternalId, Principal, Role};
 use crate::engine::EngineRef;
-use crate::describe::errors::JsonBody;
 use crate::error::{ApiError, ErrorBody};
 
 /// A signed access token for the user asked for.

@@ -12,13 +12,13 @@ use super::reply::{
 };
 use crate::actors::conversation::{ConversationMsg, SendRequest};
 use crate::actors::outbox::Outgoing;
+use crate::describe::errors::{Authed, JsonBody};
 use crate::domain::conversation::ConversationDoc;
 use crate::domain::events::ServerEvent;
+use crate::domain::message::Message;
 use crate::domain::user::{ExternalId, Principal};
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::describe::errors::{Authed, JsonBody};
-use crate::domain::message::Message;
 use crate::error::{ApiError, ErrorBody};
 use crate::storage::SeqRange;
 

@@ -80,7 +80,13 @@ pub async fn readyz(engine: EngineRef) -> Response {
     } else {
         (StatusCode::OK, "ready")
     };
-    json(status, &Readiness { status: word, store })
+    json(
+        status,
+        &Readiness {
+            status: word,
+            store,
+        },
+    )
 }
 
 /// Everything on the public listener.

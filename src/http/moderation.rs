@@ -14,8 +14,8 @@ use super::reply::{
     id_cursor, json, json_body, limit_param, no_content, principal, query_pairs, reject,
     with_engine, Page,
 };
-use crate::describe::errors::{Authed, JsonBody, Operator};
 use crate::actors::conversation::{ConversationMsg, Removal};
+use crate::describe::errors::{Authed, JsonBody, Operator};
 use crate::domain::clock::format_ms;
 use crate::domain::message::StoredMessage;
 use crate::domain::user::Principal;

@@ -8,8 +8,8 @@ use warp::{Filter, Rejection, Reply};
 
 use super::admin::operator;
 use super::reply::{external_id, json, reject, with_engine};
-use crate::engine::EngineRef;
 use crate::describe::errors::Operator;
+use crate::engine::EngineRef;
 use crate::error::{ApiError, ErrorBody};
 use crate::privacy::erase::Erasure;
 use crate::privacy::retention::Sweep;

@@ -8,11 +8,11 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::reply::{json, json_body, no_content, principal, reject, with_engine, Items};
+use crate::describe::errors::{Authed, JsonBody};
 use crate::domain::clock::{format_ms, now_ms};
 use crate::domain::user::Principal;
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::describe::errors::{Authed, JsonBody};
 use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::notify::push::{self, Subscription, MAX_PER_USER};
 
@@ -97,12 +97,7 @@ struct VapidKey<'a> {
     responses((status = 200, body = VapidKey), (status = 404, description = "`push_disabled` (Web Push is not configured)", body = ErrorBody)))]
 async fn vapid_key(engine: EngineRef) -> Result<Response, Rejection> {
     match engine.notifier.vapid.get() {
-        Some(v) => Ok(json(
-            StatusCode::OK,
-            &VapidKey {
-                key: &v.public_key,
-            },
-        )),
+        Some(v) => Ok(json(StatusCode::OK, &VapidKey { key: &v.public_key })),
         None => Err(reject(disabled())),
     }
 }

@@ -8,11 +8,11 @@ use warp::{Filter, Rejection};
 
 use super::admin::operator;
 use super::reply::{external_id, json, json_body, no_content, principal, reject, with_engine};
+use crate::describe::errors::{Authed, JsonBody, Operator};
 use crate::domain::clock::rfc3339;
+use crate::domain::conversation::ServiceRef;
 use crate::domain::user::{ExternalId, Principal, Service};
 use crate::engine::EngineRef;
-use crate::describe::errors::{Authed, JsonBody, Operator};
-use crate::domain::conversation::ServiceRef;
 use crate::error::{ApiError, ErrorBody};
 
 /// `GET /api/v1/services/{id}/contact`.

@@ -8,10 +8,10 @@ use warp::{Filter, Rejection};
 
 use super::reply::{json, json_body, no_content, principal, reject, with_engine, Items};
 use super::serial::per_user;
+use crate::describe::errors::{Authed, JsonBody};
 use crate::domain::user::{Principal, Role};
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::describe::errors::{Authed, JsonBody};
 use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::templates::{self, Template, TemplateError};
 

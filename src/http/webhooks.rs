@@ -9,10 +9,10 @@ use warp::{Filter, Rejection};
 
 use super::admin::operator;
 use super::reply::{id_cursor, json, limit_param, query_pairs, reject, with_engine};
+use crate::describe::errors::Operator;
 use crate::domain::clock::{format_ms, now_ms};
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::describe::errors::Operator;
 use crate::error::{ApiError, ErrorBody};
 use crate::notify::{key, Pending, Work};
 use crate::storage::items::ItemKind;

@@ -20,6 +20,7 @@ mod limits;
 mod logs;
 mod moderation;
 mod notifications;
+mod openapi;
 mod privacy;
 mod push;
 mod realtime;
