@@ -24,6 +24,7 @@ pub enum ClientFrame {
         #[serde(default)]
         text: Option<String>,
         #[serde(default)]
+        #[schema(min_length = 1, max_length = 128)]
         client_msg_id: Option<String>,
         #[serde(default)]
         attachment_ids: Vec<Id>,
