@@ -39,7 +39,7 @@ use crate::http::{
         super::public_openapi, super::asyncapi,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&Bearer, &UniqueOperationIds),
+    modifiers(&Bearer, &UniqueOperationIds, &Described),
 )]
 pub struct PublicApi;
 
@@ -65,7 +65,7 @@ pub struct PublicApi;
         super::admin_openapi,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&AdminToken, &UniqueOperationIds),
+    modifiers(&AdminToken, &UniqueOperationIds, &Described),
 )]
 pub struct AdminApi;
 
@@ -153,6 +153,32 @@ impl Modify for UniqueOperationIds {
                         })
                         .unwrap_or_default();
                     op.operation_id = Some(format!("{tag}_{id}"));
+                }
+            }
+        }
+    }
+}
+
+/// OpenAPI requires a description on every response; a success answer whose body says it all
+/// (`(status = 200, body = Conversation)`) gets its status's reason phrase.
+struct Described;
+
+impl Modify for Described {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations(item) {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(r) = response {
+                        if r.description.is_empty() {
+                            let reason = status
+                                .parse::<u16>()
+                                .ok()
+                                .and_then(|s| warp::http::StatusCode::from_u16(s).ok())
+                                .and_then(|s| s.canonical_reason())
+                                .unwrap_or("answer");
+                            r.description = reason.to_string();
+                        }
+                    }
                 }
             }
         }

@@ -36,6 +36,18 @@ fn documents_build_and_hold_every_declared_route() {
         .into_iter()
         .chain(documented(&admin))
         .collect();
+    for doc in [&public, &admin] {
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                for (status, r) in op["responses"].as_object().into_iter().flatten() {
+                    assert!(
+                        r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                        "{method} {path} {status}: every response needs a description"
+                    );
+                }
+            }
+        }
+    }
     let declared = source_routes::declared();
     assert!(declared.len() >= 40, "{declared:?}");
     for d in &declared {
