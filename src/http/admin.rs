@@ -133,9 +133,11 @@ pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = R
 #[serde(deny_unknown_fields)]
 struct UserBody {
     /// 1 to 200 characters once trimmed.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// An address like `name@example.com`, at most 254 characters; blank: none.
     #[serde(default)]
+    #[schema(max_length = 254)]
     email: Option<String>,
     role: Role,
     /// Unread-message e-mails; absent means yes (API.md).

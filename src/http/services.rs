@@ -54,6 +54,7 @@ pub fn admin_routes(
 struct ServiceBody {
     provider_id: ExternalId,
     /// 1 to 200 characters once trimmed.
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
     #[serde(default)]
     provider_name: Option<String>,

@@ -48,6 +48,7 @@ pub fn public_routes(
 #[serde(deny_unknown_fields)]
 struct AddBody {
     /// 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
     text: String,
 }
 
@@ -55,6 +56,7 @@ struct AddBody {
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 500)]
     text: Option<String>,
     #[serde(default)]
     position: Option<u32>,
