@@ -158,14 +158,18 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
+/// The one error body of every HTTP route: `{"error": {"code", "message"}}`.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     error: ErrorFields<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ErrorFields<'a> {
+    /// What went wrong, for a program: a `snake_case` word.
+    #[schema(pattern = "^[a-z0-9_]+$", example = "conversation_not_found")]
     code: &'static str,
+    /// What went wrong, for a person.
     message: &'a str,
 }
 

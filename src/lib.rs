@@ -13,6 +13,7 @@ pub mod attachments;
 pub mod auth;
 pub mod config;
 pub mod copy;
+pub mod describe;
 pub mod domain;
 pub mod engine;
 pub mod error;

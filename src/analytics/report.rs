@@ -53,9 +53,11 @@ pub async fn read_days(
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Report {
+    #[schema(format = Date)]
     pub from: String,
+    #[schema(format = Date)]
     pub to: String,
     pub adoption: Adoption,
     pub response_time: ResponseTime,
@@ -65,7 +67,7 @@ pub struct Report {
     pub days: Vec<Day>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Adoption {
     pub contact_views: u64,
     pub conversations: u64,
@@ -73,14 +75,14 @@ pub struct Adoption {
     pub rate: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResponseTime {
     pub samples: u64,
     pub median_seconds: Option<f64>,
     pub p90_seconds: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Conversion {
     pub conversations: u64,
     pub outcomes: u64,
@@ -89,15 +91,16 @@ pub struct Conversion {
     pub rate: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryTime {
     pub samples: u64,
     pub p50_ms: Option<u64>,
     pub p99_ms: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Day {
+    #[schema(format = Date)]
     pub date: String,
     pub adoption: Adoption,
     pub response_time: ResponseTime,

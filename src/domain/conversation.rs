@@ -122,29 +122,32 @@ pub struct ConversationDoc {
     pub state: ConversationState,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Named {
     pub id: ExternalId,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ServiceRef {
     pub id: ExternalId,
     pub title: String,
 }
 
 /// `Conversation` as the API shows it to one participant.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
     pub id: Id,
     pub service: ServiceRef,
     pub provider: Named,
     pub customer: Named,
     #[serde(serialize_with = "rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_message_at: Option<i64>,
+    #[schema(max_length = 100)]
     pub last_message_preview: String,
     pub last_seq: u64,
     pub unread_count: u64,

@@ -13,7 +13,7 @@ use super::user::ExternalId;
 
 /// A frame from a client. `PartialEq` so tests and fuzz targets can tell that both wire formats
 /// decode a frame to the same thing.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     Auth {
@@ -24,6 +24,7 @@ pub enum ClientFrame {
         #[serde(default)]
         text: Option<String>,
         #[serde(default)]
+        #[schema(min_length = 1, max_length = 128)]
         client_msg_id: Option<String>,
         #[serde(default)]
         attachment_ids: Vec<Id>,
@@ -80,7 +81,7 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
 ];
 
 /// An event for a client.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     Ready {
@@ -116,6 +117,7 @@ pub enum ServerEvent {
         user_id: ExternalId,
         online: bool,
         #[serde(serialize_with = "rfc3339::option::serialize")]
+        #[schema(value_type = Option<String>, format = DateTime)]
         last_seen_at: Option<i64>,
     },
     Conversation {

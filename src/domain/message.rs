@@ -6,7 +6,7 @@ use super::clock::rfc3339;
 use super::ids::Id;
 use super::user::ExternalId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageType {
     Text,
@@ -16,7 +16,9 @@ pub enum MessageType {
 }
 
 /// Delivery status, from the sender's point of view. Ordered: it only ever moves forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Sent,
@@ -24,7 +26,7 @@ pub enum Status {
     Read,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attachment {
     pub id: Id,
     pub filename: String,
@@ -54,7 +56,7 @@ pub struct StoredMessage {
 }
 
 /// A message as the API shows it (`Message` in API.md).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: Id,
     pub conversation_id: Id,
@@ -66,8 +68,10 @@ pub struct Message {
     pub attachments: Vec<Attachment>,
     pub status: Status,
     #[serde(serialize_with = "rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     pub client_msg_id: Option<String>,
+    /// Present (and `true`) only on a message deleted for everyone: a tombstone.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
 }

@@ -64,7 +64,7 @@ impl<'de> Deserialize<'de> for ExternalId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Customer,
@@ -82,7 +82,7 @@ pub struct Principal {
 }
 
 /// A service in the directory: which provider answers for it. Kept in sync by the marketplace.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Service {
     pub id: ExternalId,
     pub provider_id: ExternalId,
@@ -99,7 +99,7 @@ pub struct Service {
 
 /// Profile fields set by the marketplace through the admin API. Users need no registration:
 /// a profile only overrides what tokens say.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct UserProfile {
     pub id: ExternalId,
     pub name: String,

@@ -32,7 +32,7 @@ use super::socket::{self, Route};
 use crate::auth::Verified;
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::http::address::client_ip;
 use crate::http::credentials;
 use crate::http::reply::error_response;
@@ -58,12 +58,74 @@ pub fn routes(
     let main = warp::path("ws")
         .and(warp::path::end())
         .and(common.clone())
-        .and_then(|h, a, q, u, e, s| upgrade(h, a, q, u, e, s, None));
+        .and_then(ws);
     let compat = warp::path!("ws" / "chat" / String)
         .and(warp::path::end().or(warp::path!()).unify())
         .and(common)
-        .and_then(|conv: String, h, a, q, u, e, s| upgrade(h, a, q, u, e, s, Some(conv)));
+        .and_then(ws_compat);
     main.or(compat).unify()
+}
+
+/// The socket's messages are described by the AsyncAPI document (`/api/v1/asyncapi.json`).
+#[utoipa::path(get, path = "/ws", tag = "websocket",
+    description = "WebSocket upgrade. The token comes as `?access_token=`, the `Authorization` \
+        header, the cookie, or an `auth` frame within 5 s. `?format=msgpack` for MessagePack \
+        binary frames. The frames are described in `/api/v1/asyncapi.json`.",
+    params(
+        ("access_token" = Option<String>, Query, description = "the JWT, if not sent otherwise"),
+        ("format" = Option<String>, Query, pattern = "^(json|msgpack)$", description = "`json` (default) or `msgpack`"),
+    ),
+    responses(
+        (status = 101, description = "switching protocols: the socket is open"),
+        (status = 400, description = "`websocket_upgrade_required` and the other handshake errors", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`overloaded` or shutting down", body = ErrorBody)))]
+async fn ws(
+    headers: HeaderMap,
+    peer: Option<SocketAddr>,
+    query: String,
+    on_upgrade: Option<OnUpgrade>,
+    engine: EngineRef,
+    shutdown: watch::Receiver<bool>,
+) -> Result<WarpResponse, Infallible> {
+    upgrade(headers, peer, query, on_upgrade, engine, shutdown, None).await
+}
+
+/// The earlier one-conversation socket, kept for old clients.
+#[utoipa::path(get, path = "/ws/chat/{conversation_id}/", tag = "websocket",
+    description = "WebSocket upgrade for the one-conversation compatibility socket (the \
+        trailing slash is optional). Tokens as for `/ws`; frames in `/api/v1/asyncapi.json`.",
+    params(
+        ("conversation_id" = String, Path, description = "conversation id"),
+        ("access_token" = Option<String>, Query, description = "the JWT, if not sent otherwise"),
+    ),
+    responses(
+        (status = 101, description = "switching protocols: the socket is open"),
+        (status = 400, description = "`websocket_upgrade_required` and the other handshake errors", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired`", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, description = "`overloaded` or shutting down", body = ErrorBody)))]
+async fn ws_compat(
+    conversation: String,
+    headers: HeaderMap,
+    peer: Option<SocketAddr>,
+    query: String,
+    on_upgrade: Option<OnUpgrade>,
+    engine: EngineRef,
+    shutdown: watch::Receiver<bool>,
+) -> Result<WarpResponse, Infallible> {
+    upgrade(
+        headers,
+        peer,
+        query,
+        on_upgrade,
+        engine,
+        shutdown,
+        Some(conversation),
+    )
+    .await
 }
 
 fn socket_config(engine: &EngineRef) -> WebSocketConfig {

@@ -13,10 +13,11 @@ use super::reply::{
 };
 use crate::actors::outbox::close_code;
 use crate::actors::user_session::SessionMsg;
+use crate::describe::errors::{JsonBody, Operator as OperatorErrors};
 use crate::domain::conversation::Side;
 use crate::domain::user::{Role, UserProfile};
 use crate::engine::EngineRef;
-use crate::error::{ApiError, ErrorKind};
+use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::metrics::{Live, CONTENT_TYPE};
 use crate::storage::StoreHealth;
 
@@ -128,11 +129,15 @@ pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = R
         .unify()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserBody {
+    /// 1 to 200 characters once trimmed.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// An address like `name@example.com`, at most 254 characters; blank: none.
     #[serde(default)]
+    #[schema(max_length = 254)]
     email: Option<String>,
     role: Role,
     /// Unread-message e-mails; absent means yes (API.md).
@@ -140,6 +145,11 @@ struct UserBody {
     notify_email: Option<bool>,
 }
 
+/// Create or replace a user's profile (it overrides what tokens say).
+#[utoipa::path(put, path = "/admin/v1/users/{id}", tag = "admin: users",
+    security(("admin_token" = [])), params(("id" = String, Path, max_length = 64, description = "user id")), request_body = UserBody,
+    responses((status = 200, body = UserProfile), OperatorErrors, JsonBody, (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`, `invalid_name`, `invalid_email`", body = ErrorBody)))]
 async fn put_user(
     id: String,
     _op: (),
@@ -194,6 +204,10 @@ async fn put_user(
     .map_err(reject)
 }
 
+#[utoipa::path(get, path = "/admin/v1/users/{id}", tag = "admin: users",
+    security(("admin_token" = [])), params(("id" = String, Path, max_length = 64, description = "user id")),
+    responses((status = 200, body = UserProfile), OperatorErrors, (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`user_not_found`", body = ErrorBody)))]
 async fn get_user(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let user = engine
@@ -207,6 +221,18 @@ async fn get_user(id: String, _op: (), engine: EngineRef) -> Result<Response, Re
     .map_err(reject)
 }
 
+/// The answer to a forced disconnect.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Disconnected {
+    user_id: crate::domain::user::ExternalId,
+    /// Whether the user had a socket open to close.
+    was_connected: bool,
+}
+
+/// Close every socket of a user (close code 1008).
+#[utoipa::path(post, path = "/admin/v1/users/{id}/disconnect", tag = "admin: users",
+    security(("admin_token" = [])), params(("id" = String, Path, max_length = 64, description = "user id")),
+    responses((status = 200, body = Disconnected), OperatorErrors, (status = 400, description = "`invalid_id`", body = ErrorBody)))]
 async fn disconnect(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let user = external_id(&id)?;
@@ -221,7 +247,10 @@ async fn disconnect(id: String, _op: (), engine: EngineRef) -> Result<Response, 
         };
         Ok(json(
             StatusCode::OK,
-            &serde_json::json!({"user_id": user, "was_connected": connected}),
+            &Disconnected {
+                user_id: user,
+                was_connected: connected,
+            },
         ))
     }
     .await
@@ -238,6 +267,11 @@ fn live(engine: &EngineRef, health: StoreHealth) -> Live {
     }
 }
 
+/// Live figures: `connections`, `online_users`, `conversation_actors`, `session_actors`,
+/// `messages_per_second`, `store` (`up`/`degraded`/`down`), `uptime_seconds`, `version`.
+#[utoipa::path(get, path = "/admin/v1/stats", tag = "admin: operations",
+    security(("admin_token" = [])),
+    responses((status = 200, body = serde_json::Value), OperatorErrors))]
 async fn stats(_op: (), engine: EngineRef) -> Result<Response, Rejection> {
     let health = engine.store.health().await;
     let l = live(&engine, health);
@@ -257,6 +291,11 @@ async fn stats(_op: (), engine: EngineRef) -> Result<Response, Rejection> {
     ))
 }
 
+/// Prometheus metrics, in the OpenMetrics text format (`prometheus-client`'s exposition).
+#[utoipa::path(get, path = "/metrics", tag = "admin: operations",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "OpenMetrics text, ending with `# EOF`", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        OperatorErrors))]
 async fn metrics(_op: (), engine: EngineRef) -> Result<Response, Rejection> {
     let health = engine.store.health().await;
     match engine.metrics.render(&live(&engine, health)) {
@@ -270,6 +309,13 @@ async fn metrics(_op: (), engine: EngineRef) -> Result<Response, Rejection> {
     }
 }
 
+/// Any conversation, with both participants' read state (`participants.customer`,
+/// `participants.provider`: `unread_count`, `last_read_message_id`, `read_seq`,
+/// `delivered_seq`, `archived`) instead of one caller's.
+#[utoipa::path(get, path = "/admin/v1/conversations/{id}", tag = "admin: conversations",
+    security(("admin_token" = [])), params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = serde_json::Value), OperatorErrors,
+        (status = 404, description = "`conversation_not_found`", body = ErrorBody)))]
 async fn conversation(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let doc = engine
@@ -303,6 +349,19 @@ async fn conversation(id: String, _op: (), engine: EngineRef) -> Result<Response
     .map_err(reject)
 }
 
+/// Any conversation's history, newest first, including what participants deleted for themselves.
+#[utoipa::path(get, path = "/admin/v1/conversations/{id}/messages", tag = "admin: conversations",
+    security(("admin_token" = [])),
+    params(
+        ("id" = String, Path, description = "conversation id"),
+        ("before" = Option<String>, Query, description = "message id: the page before it"),
+        ("after" = Option<String>, Query, description = "message id: the page after it"),
+        ("limit" = Option<u32>, Query, minimum = 0, description = "default 30, at most 100 (larger is clamped)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = super::reply::Page<crate::domain::message::Message>), OperatorErrors,
+        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found`, `message_not_found`", body = ErrorBody)))]
 async fn messages(
     id: String,
     _op: (),

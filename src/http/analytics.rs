@@ -12,12 +12,13 @@ use super::reply::{
     conversation_id, external_id, json, json_body, param, principal, query_pairs, reject,
     with_engine,
 };
-use crate::analytics::report::{self, Period, MAX_DAYS};
+use crate::analytics::report::{self, Period, Report, MAX_DAYS};
 use crate::analytics::Dimension;
+use crate::describe::errors::{Authed, JsonBody, Operator};
 use crate::domain::clock::{day_of, format_ms, now_ms, parse_day, parse_rfc3339_ms, set_now_ms};
 use crate::domain::user::{Principal, Role};
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 pub fn admin_routes(
     engine: EngineRef,
@@ -67,15 +68,31 @@ pub fn public_routes(
         .and_then(my_report)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OutcomeBody {
     booked: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClockBody {
+    /// RFC 3339, like `2026-11-24T10:15:30.123Z`.
+    #[schema(format = DateTime)]
+    now: String,
+}
+
+/// The outcome recorded for a conversation.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Outcome {
+    conversation_id: crate::domain::Id,
+    booked: bool,
+}
+
+/// The engine's clock after setting it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Clock {
+    #[schema(format = DateTime)]
     now: String,
 }
 
@@ -136,6 +153,16 @@ async fn answer(
     Ok(res)
 }
 
+/// KPIs over a period: all traffic, one service's or one provider's.
+#[utoipa::path(get, path = "/admin/v1/analytics", tag = "admin: analytics",
+    security(("admin_token" = [])),
+    params(("from" = Option<String>, Query, format = Date, description = "first UTC day, `YYYY-MM-DD` (default: 29 days before `to`)"),
+        ("to" = Option<String>, Query, format = Date, description = "last UTC day, `YYYY-MM-DD` (default: today); at most 731 days in all"),
+        ("service_id" = Option<String>, Query, max_length = 64, description = "one service's figures"),
+        ("provider_id" = Option<String>, Query, max_length = 64, description = "one provider's figures"),
+    ),
+    responses((status = 200, description = "the report; `Accept: text/csv` gets it as CSV", content(
+            (Report = "application/json"), (String = "text/csv"))), Operator, (status = 400, description = "`invalid_query`, `invalid_id`", body = ErrorBody)))]
 async fn admin_report(
     _op: (),
     pairs: Vec<(String, String)>,
@@ -156,6 +183,15 @@ async fn admin_report(
 }
 
 /// A provider's own figures; `service_id` narrows them to one of the provider's services.
+#[utoipa::path(get, path = "/api/v1/me/analytics", tag = "analytics", security(("bearer" = [])),
+    params(("from" = Option<String>, Query, format = Date, description = "first UTC day, `YYYY-MM-DD` (default: 29 days before `to`)"),
+        ("to" = Option<String>, Query, format = Date, description = "last UTC day, `YYYY-MM-DD` (default: today); at most 731 days in all"),
+        ("service_id" = Option<String>, Query, max_length = 64, description = "one of the caller's services"),
+    ),
+    responses((status = 200, description = "the report; `Accept: text/csv` gets it as CSV", content(
+            (Report = "application/json"), (String = "text/csv"))), Authed, (status = 400, description = "`invalid_query`, `invalid_id`", body = ErrorBody),
+        (status = 403, description = "`forbidden_role` (providers only)", body = ErrorBody),
+        (status = 404, description = "`service_not_found` (also another provider's)", body = ErrorBody)))]
 async fn my_report(
     p: Principal,
     pairs: Vec<(String, String)>,
@@ -192,6 +228,13 @@ async fn my_report(
     .map_err(reject)
 }
 
+/// Record whether a conversation led to a booking (the marketplace tells).
+#[utoipa::path(post, path = "/admin/v1/conversations/{id}/outcome", tag = "admin: analytics",
+    security(("admin_token" = [])), params(("id" = String, Path, description = "conversation id")),
+    request_body = OutcomeBody,
+    responses((status = 200, body = Outcome), Operator, JsonBody,
+        (status = 404, description = "`conversation_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody)))]
 async fn outcome(
     id: String,
     _op: (),
@@ -207,13 +250,24 @@ async fn outcome(
         engine.analytics.outcome(&doc.record, body.booked).await?;
         Ok(json(
             StatusCode::OK,
-            &serde_json::json!({"conversation_id": doc.record.id, "booked": body.booked}),
+            &Outcome {
+                conversation_id: doc.record.id,
+                booked: body.booked,
+            },
         ))
     }
     .await
     .map_err(reject)
 }
 
+/// Set the engine's clock (tests and demos): exists only with `admin.clock_control` on; 404
+/// `not_found` otherwise.
+#[utoipa::path(put, path = "/admin/v1/clock", tag = "admin: analytics",
+    security(("admin_token" = [])), request_body = ClockBody,
+    responses((status = 200, body = Clock), Operator, JsonBody,
+        (status = 400, description = "`invalid_time`, `malformed_json`, `length_required`", body = ErrorBody),
+        (status = 404, description = "`not_found` (clock control is off)", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody)))]
 async fn set_clock(_op: (), body: ClockBody) -> Result<Response, Rejection> {
     let ms = parse_rfc3339_ms(&body.now).ok_or_else(|| {
         reject(ApiError::bad_request(
@@ -224,6 +278,8 @@ async fn set_clock(_op: (), body: ClockBody) -> Result<Response, Rejection> {
     set_now_ms(ms);
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"now": format_ms(now_ms())}),
+        &Clock {
+            now: format_ms(now_ms()),
+        },
     ))
 }

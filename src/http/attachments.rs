@@ -16,9 +16,22 @@ use warp::{Filter, Rejection, Reply};
 use super::admin::operator;
 use super::reply::{id_cursor, json, limit_param, principal, query_pairs, reject, with_engine};
 use crate::attachments::AttachmentError;
+use crate::describe::errors::{Authed, Operator};
 use crate::domain::user::Principal;
 use crate::domain::Id;
 use crate::engine::EngineRef;
+use crate::error::ErrorBody;
+
+/// The upload form, for the API description only: the handler reads the stream itself
+/// (`read_file_field`), taking the `file` field and ignoring any other.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    /// PNG, JPEG, GIF, WebP or PDF, decided by the content; at most `attachments.max_bytes`
+    /// (default 5 MiB).
+    #[schema(value_type = String, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+}
 
 /// What a multipart body may carry beyond the file: boundaries, part headers, a small field or
 /// two. A `Content-Length` over `max_bytes` plus this cannot hold an acceptable file.
@@ -64,6 +77,17 @@ pub fn admin_routes(
     list.or(reviewed).unify()
 }
 
+/// Uploads accepted while the virus scanner was unreachable (`attachments.scan.on_unavailable =
+/// "accept"`), for an operator to review. Items: `id`, `owner_id`, `filename`, `content_type`,
+/// `size`, `sha256`, `created_at`.
+#[utoipa::path(get, path = "/admin/v1/attachments/unscanned", tag = "admin: attachments",
+    security(("admin_token" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 0, description = "default 50, at most 200 (larger is clamped)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = super::reply::Page<serde_json::Value>), Operator,
+        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody)))]
 async fn unscanned(
     _op: (),
     q: Vec<(String, String)>,
@@ -95,6 +119,11 @@ async fn unscanned(
     .map_err(|e: crate::error::ApiError| reject(e))
 }
 
+/// Mark an unscanned upload reviewed: it leaves the list.
+#[utoipa::path(delete, path = "/admin/v1/attachments/unscanned/{id}", tag = "admin: attachments",
+    security(("admin_token" = [])), params(("id" = String, Path, description = "attachment id")),
+    responses((status = 204, description = "reviewed"), Operator,
+        (status = 404, description = "`attachment_not_found`", body = ErrorBody)))]
 async fn reviewed(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let id: Id = id.parse().map_err(|_| AttachmentError::NotFound)?;
@@ -108,6 +137,15 @@ async fn reviewed(id: String, _op: (), engine: EngineRef) -> Result<Response, Re
     .map_err(|e| reject(e.into()))
 }
 
+/// Upload a file (multipart/form-data, field `file`), to send with a message by its id. Answers
+/// `id`, `filename`, `content_type`, `size`, `sha256` and `scan` (the virus scan's outcome).
+#[utoipa::path(post, path = "/api/v1/attachments", tag = "attachments", security(("bearer" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, description = "stored", body = serde_json::Value), Authed,
+        (status = 413, description = "`attachment_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type` (not multipart, or not an accepted type)", body = ErrorBody),
+        (status = 422, description = "`invalid_request`, `attachment_rejected`", body = ErrorBody),
+        (status = 503, description = "`overloaded`, `scanner_unavailable`, `store_unavailable`", body = ErrorBody)))]
 async fn upload<S, B>(
     p: Principal,
     content_type: Option<String>,
@@ -216,6 +254,16 @@ fn form_error(e: multer::Error, max: u64) -> AttachmentError {
     }
 }
 
+/// The file's bytes, to its uploader and the participants of a conversation it was sent in.
+#[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "attachments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "attachment id")),
+    responses(
+        (status = 200, description = "the file, with its detected `Content-Type`", content(
+            (String = "image/png"), (String = "image/jpeg"), (String = "image/gif"),
+            (String = "image/webp"), (String = "application/pdf"))),
+        Authed,
+        (status = 404, description = "`attachment_not_found` (also for a file the caller may not see)", body = ErrorBody),
+        (status = 500, description = "`attachment_unreadable` (cannot be decrypted on this server)", body = ErrorBody)))]
 async fn fetch(id: String, p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let id: Id = id.parse().map_err(|_| AttachmentError::NotFound)?;

@@ -18,10 +18,11 @@ use warp::{Filter, Rejection};
 
 use super::admin::{identify, operator};
 use super::reply::{bearer_token, id_cursor, json, limit_param, query_pairs, reject, with_engine};
+use crate::describe::errors::Operator;
 use crate::domain::clock::{format_ms, now_ms};
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::storage::items::{Item, ItemKind};
 use crate::storage::{codec, keys};
 
@@ -134,6 +135,15 @@ pub fn admin_routes(
         .and_then(list)
 }
 
+/// The audit log of the admin API's changes (every call but GET, HEAD and OPTIONS), oldest
+/// first over about two years. Items: `id`, `actor` (`admin_token` or `user:<id>`), `method`,
+/// `path`, `status`, `at`.
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "admin: audit", security(("admin_token" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 0, description = "default 50, at most 200 (larger is clamped)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = super::reply::Page<serde_json::Value>), Operator, (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody)))]
 async fn list(_op: (), q: Vec<(String, String)>, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let limit = limit_param(&q, 50, 200)?;

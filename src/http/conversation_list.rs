@@ -13,11 +13,13 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Rejection;
 
-use super::reply::{json, limit_param, param, reject};
+use super::reply::{json, limit_param, param, reject, Page};
+use crate::describe::errors::Authed;
+use crate::domain::conversation::Conversation;
 use crate::domain::conversation::{ConversationDoc, Side};
 use crate::domain::user::{ExternalId, Principal};
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 /// Conversations one request looks at, at most, whatever the filters.
 const MAX_SCANNED: usize = 500;
@@ -100,6 +102,19 @@ fn parse(q: &[(String, String)]) -> Result<(Option<bool>, ListFilter), ApiError>
     Ok((archived, filter))
 }
 
+/// The caller's conversations, most recent activity first.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations",
+    security(("bearer" = [])),
+    params(
+        ("archived" = Option<String>, Query, pattern = "^(true|false|all)$", description = "`false` (default), `true` or `all`"),
+        ("unread" = Option<bool>, Query, description = "only conversations with unread messages"),
+        ("service_id" = Option<String>, Query, max_length = 64, description = "only this service's"),
+        ("q" = Option<String>, Query, max_length = 100, description = "within the other participant's name or the service title"),
+        ("limit" = Option<u32>, Query, minimum = 0, description = "default 20, at most 100 (larger is clamped)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = Page<Conversation>), Authed,
+        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody)))]
 pub async fn list(
     p: Principal,
     q: Vec<(String, String)>,
@@ -138,7 +153,10 @@ pub async fn list(
         }
         Ok(json(
             StatusCode::OK,
-            &serde_json::json!({"items": items, "next_cursor": cursor}),
+            &Page {
+                items,
+                next_cursor: cursor,
+            },
         ))
     }
     .await

@@ -8,16 +8,21 @@ use warp::{Filter, Rejection};
 use super::reply::{
     conversation_id, json, json_body, no_content, principal, query_pairs, reject, with_engine,
 };
-use crate::actors::conversation::{ConversationMsg, SendRequest};
+use crate::actors::conversation::{ConversationMsg, ReadState, SendRequest};
 use crate::actors::outbox::Outgoing;
+use crate::describe::errors::{Authed, JsonBody};
 use crate::domain::clock::now_ms;
-use crate::domain::conversation::{ConversationDoc, ConversationRecord, ConversationState, Side};
+use crate::domain::conversation::{
+    Conversation, ConversationDoc, ConversationRecord, ConversationState, Side,
+};
 use crate::domain::events::ServerEvent;
-use crate::domain::message::{client_msg_id_ok, validate_text, MessageType, Status, StoredMessage};
+use crate::domain::message::{
+    client_msg_id_ok, validate_text, Message, MessageType, Status, StoredMessage,
+};
 use crate::domain::user::{ExternalId, Principal, Role};
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::moderation::queue::Report;
 use crate::notify::Notifier;
 
@@ -89,34 +94,60 @@ pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = R
         .unify()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     service_id: ExternalId,
+    /// When given, must be the service's provider (422 `provider_mismatch` otherwise).
     #[serde(default)]
     provider_id: Option<ExternalId>,
+    /// The first message: not blank, at most `limits.max_text_chars` (default 2000) characters,
+    /// no control characters but newline and tab.
     initial_message: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     client_msg_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
     archived: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MarkReadBody {
+    /// Read up to this message; absent: everything.
     #[serde(default)]
     up_to: Option<Id>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TypingBody {
     is_typing: bool,
+}
+
+/// A conversation with the message just added to it (`POST /api/v1/conversations`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Opened {
+    conversation: Conversation,
+    message: Message,
+}
+
+/// One conversation's unread count.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct UnreadCount {
+    conversation_id: Id,
+    unread_count: u64,
+}
+
+/// `GET /api/v1/unread`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Unread {
+    total: u64,
+    conversations: Vec<UnreadCount>,
 }
 
 pub fn check_client_msg_id(c: &Option<String>) -> Result<(), ApiError> {
@@ -156,6 +187,18 @@ async fn display_name(
     })
 }
 
+/// Contact a provider about a service: opens the conversation (201) or, when it exists, adds the
+/// message to it (200); a retry with the same `client_msg_id` gets the original answer.
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations",
+    security(("bearer" = [])), request_body = CreateBody,
+    responses(
+        (status = 201, description = "conversation opened", body = Opened),
+        (status = 200, description = "conversation existed; the message was added", body = Opened),
+        Authed, JsonBody,
+        (status = 403, description = "`forbidden_role` (customers only)", body = ErrorBody),
+        (status = 404, description = "`service_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`, `provider_mismatch`, `own_service`, `text_required`, `text_too_long`, `text_invalid`, `message_rejected`", body = ErrorBody),
+    ))]
 async fn create(p: Principal, body: CreateBody, engine: EngineRef) -> Result<Response, Rejection> {
     // When the request arrived: where a send's ack latency starts (`switchboard_send_ack_seconds`).
     let received = std::time::Instant::now();
@@ -294,10 +337,10 @@ async fn create_inner(
     announce_created(&engine, &stored, &first);
     Ok(json(
         StatusCode::CREATED,
-        &serde_json::json!({
-            "conversation": stored.view(Side::Customer),
-            "message": first.view(Status::Sent),
-        }),
+        &Opened {
+            conversation: stored.view(Side::Customer),
+            message: first.view(Status::Sent),
+        },
     ))
 }
 
@@ -335,7 +378,10 @@ async fn append_to_existing(
     };
     Ok(json(
         status,
-        &serde_json::json!({"conversation": doc.view(side), "message": outcome.message}),
+        &Opened {
+            conversation: doc.view(side),
+            message: outcome.message,
+        },
     ))
 }
 
@@ -363,6 +409,10 @@ fn announce_created(engine: &EngineRef, doc: &ConversationDoc, first: &StoredMes
     }
 }
 
+/// One conversation, as the caller sees it.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
+    security(("bearer" = [])), params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = Conversation), Authed, (status = 404, description = "`conversation_not_found` (also for a conversation the caller is not in)", body = ErrorBody)))]
 async fn get(id: String, p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let (doc, side) = load_for(&engine, conversation_id(&id)?, &p.user_id).await?;
@@ -372,6 +422,12 @@ async fn get(id: String, p: Principal, engine: EngineRef) -> Result<Response, Re
     .map_err(reject)
 }
 
+/// Archive or unarchive a conversation, for the caller only.
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations",
+    security(("bearer" = [])), params(("id" = String, Path, description = "conversation id")),
+    request_body = PatchBody,
+    responses((status = 200, body = Conversation), Authed, JsonBody, (status = 404, description = "`conversation_not_found` (also for a conversation the caller is not in)", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody)))]
 async fn patch(
     id: String,
     p: Principal,
@@ -393,6 +449,12 @@ async fn patch(
     .map_err(reject)
 }
 
+/// Mark the conversation read up to a message (or entirely); the body may be left out.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/mark-read", tag = "conversations",
+    security(("bearer" = [])), params(("id" = String, Path, description = "conversation id")),
+    request_body(content = MarkReadBody, description = "optional: an empty body reads everything"),
+    responses((status = 200, body = ReadState), Authed, JsonBody, (status = 404, description = "`conversation_not_found` (also for a conversation the caller is not in)", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody)))]
 async fn mark_read(
     id: String,
     p: Principal,
@@ -414,6 +476,12 @@ async fn mark_read(
     .map_err(reject)
 }
 
+/// Tell the other participant the caller is (or stopped) typing.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/typing", tag = "conversations",
+    security(("bearer" = [])), params(("id" = String, Path, description = "conversation id")),
+    request_body = TypingBody,
+    responses((status = 204, description = "relayed"), Authed, JsonBody, (status = 404, description = "`conversation_not_found` (also for a conversation the caller is not in)", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody)))]
 async fn typing(
     id: String,
     p: Principal,
@@ -441,17 +509,26 @@ async fn typing(
     .map_err(reject)
 }
 
+/// The caller's unread counts, per conversation and in total.
+#[utoipa::path(get, path = "/api/v1/unread", tag = "conversations",
+    security(("bearer" = [])), responses((status = 200, body = Unread), Authed))]
 async fn unread(p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let counts = engine.store.unread_counts(&p.user_id).await?;
         let total: u64 = counts.iter().map(|(_, n)| n).sum();
-        let conversations: Vec<_> = counts
+        let conversations = counts
             .iter()
-            .map(|(id, n)| serde_json::json!({"conversation_id": id, "unread_count": n}))
+            .map(|(id, n)| UnreadCount {
+                conversation_id: *id,
+                unread_count: *n,
+            })
             .collect();
         Ok(json(
             StatusCode::OK,
-            &serde_json::json!({"total": total, "conversations": conversations}),
+            &Unread {
+                total,
+                conversations,
+            },
         ))
     }
     .await

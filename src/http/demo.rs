@@ -44,6 +44,14 @@ pub fn routes(enabled: bool) -> impl Filter<Extract = (Response,), Error = Rejec
     on.and(files)
 }
 
+/// A file of the Contact Provider demo (`/demo` redirects to `/demo/`; empty is `index.html`).
+/// Exists only with `http.demo` on.
+#[utoipa::path(get, path = "/demo/{file}", tag = "demo",
+    params(("file" = String, Path, description = "`index.html`, `app.js`, `style.css`, ...")),
+    responses(
+        (status = 200, description = "the file", content(
+            (String = "text/html"), (String = "text/javascript"), (String = "text/css"))),
+        (status = 404, description = "`not_found`: no such file, or the demo is off", body = crate::error::ErrorBody)))]
 fn serve(path: &str) -> Result<Response, Rejection> {
     let path = if path.is_empty() { "index.html" } else { path };
     let file = DIST.get_file(path).ok_or_else(warp::reject::not_found)?;

@@ -8,9 +8,16 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::reply::{json, json_body, reject, with_engine};
+use crate::describe::errors::JsonBody;
 use crate::domain::user::{ExternalId, Principal, Role};
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+
+/// A signed access token for the user asked for.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct DevToken {
+    token: String,
+}
 
 pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "dev" / "tokens")
@@ -20,7 +27,7 @@ pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = R
         .and_then(mint)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
     user_id: ExternalId,
@@ -31,6 +38,12 @@ struct TokenBody {
     email: Option<String>,
 }
 
+/// Mint a token for any user (local runs and load tests only). With `auth.dev_tokens` off the
+/// route answers exactly as a route that does not exist.
+#[utoipa::path(post, path = "/api/v1/dev/tokens", tag = "dev", request_body = TokenBody,
+    responses((status = 200, body = DevToken), JsonBody,
+        (status = 404, description = "`not_found` (dev tokens are off)", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody)))]
 async fn mint(body: TokenBody, engine: EngineRef) -> Result<Response, Rejection> {
     let principal = Principal {
         name: body.name.unwrap_or_else(|| body.user_id.to_string()),
@@ -41,6 +54,6 @@ async fn mint(body: TokenBody, engine: EngineRef) -> Result<Response, Rejection>
     match engine.auth.mint_dev_token(&principal) {
         None => Err(reject(ApiError::not_found("not_found", "no such route"))),
         Some(Err(e)) => Err(reject(e.into())),
-        Some(Ok(token)) => Ok(json(StatusCode::OK, &serde_json::json!({"token": token}))),
+        Some(Ok(token)) => Ok(json(StatusCode::OK, &DevToken { token })),
     }
 }

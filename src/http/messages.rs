@@ -8,16 +8,18 @@ use warp::{Filter, Rejection};
 use super::conversations::{check_client_msg_id, load_for};
 use super::reply::{
     conversation_id, json, json_body, limit_param, no_content, param, principal, query_pairs,
-    reject, with_engine,
+    reject, with_engine, Page,
 };
 use crate::actors::conversation::{ConversationMsg, SendRequest};
 use crate::actors::outbox::Outgoing;
+use crate::describe::errors::{Authed, JsonBody};
 use crate::domain::conversation::ConversationDoc;
 use crate::domain::events::ServerEvent;
+use crate::domain::message::Message;
 use crate::domain::user::{ExternalId, Principal};
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::storage::SeqRange;
 
 pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -46,14 +48,18 @@ pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = R
     list.or(send).unify().or(delete).unify()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SendBody {
+    /// At most `limits.max_text_chars` (default 2000) characters, no control characters but
+    /// newline and tab; may be empty only with attachments.
     #[serde(default)]
     text: Option<String>,
+    /// Ids of attachments this sender uploaded.
     #[serde(default)]
     attachment_ids: Vec<Id>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     client_msg_id: Option<String>,
 }
 
@@ -98,7 +104,7 @@ pub async fn history_page(
     doc: &ConversationDoc,
     q: &[(String, String)],
     viewer: Option<&ExternalId>,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<Page<Message>, ApiError> {
     let limit = limit_param(q, 30, 100)?;
     let anchor = match (param(q, "cursor"), param(q, "before"), param(q, "after")) {
         (Some(c), _, _) => parse_cursor(c)?,
@@ -166,9 +172,26 @@ pub async fn history_page(
         let status = doc.status_of(m);
         views.push(m.view(status));
     }
-    Ok(serde_json::json!({"items": views, "next_cursor": next_cursor}))
+    Ok(Page {
+        items: views,
+        next_cursor,
+    })
 }
 
+/// A page of the conversation's history, newest first, without what the caller deleted for
+/// themself.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "messages",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "conversation id"),
+        ("before" = Option<String>, Query, description = "message id: the page before it"),
+        ("after" = Option<String>, Query, description = "message id: the page after it"),
+        ("limit" = Option<u32>, Query, minimum = 0, description = "default 30, at most 100 (larger is clamped)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = Page<Message>), Authed,
+        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found`, `message_not_found` (`before`/`after` not in this conversation)", body = ErrorBody)))]
 async fn list(
     id: String,
     p: Principal,
@@ -188,6 +211,17 @@ async fn list(
 /// me"), or with `?for=everyone` replaces it with a tombstone for both sides (its sender only,
 /// within `chat.delete_for_everyone_secs`). Either way the caller's devices, or both sides', get
 /// `message_deleted`.
+#[utoipa::path(delete, path = "/api/v1/messages/{id}", tag = "messages",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "message id"),
+        ("for" = Option<String>, Query, pattern = "^(me|everyone)$", description = "`me` (default) or `everyone`"),
+    ),
+    responses((status = 204, description = "deleted"), Authed,
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 403, description = "`not_sender` (`for=everyone` by someone else)", body = ErrorBody),
+        (status = 409, description = "`delete_window_passed`", body = ErrorBody),
+        (status = 404, description = "`message_not_found` (also for a message the caller cannot see)", body = ErrorBody)))]
 async fn delete(
     id: String,
     p: Principal,
@@ -240,6 +274,16 @@ async fn delete(
     .map_err(reject)
 }
 
+/// Send a message; answered after it is durably stored. A repeated `client_msg_id` from the same
+/// sender within 24 h answers the original message with 200.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "messages",
+    security(("bearer" = [])), params(("id" = String, Path, description = "conversation id")),
+    request_body = SendBody,
+    responses(
+        (status = 201, description = "stored", body = Message),
+        (status = 200, description = "a retry: the message stored before", body = Message),
+        Authed, JsonBody, (status = 404, description = "`conversation_not_found` (also for a conversation the caller is not in)", body = ErrorBody),
+        (status = 422, description = "`invalid_request`, `text_required`, `text_too_long`, `text_invalid`, `invalid_attachment`, `too_many_attachments`, `message_rejected`, `attachment_rejected`", body = ErrorBody)))]
 async fn send(
     id: String,
     p: Principal,

@@ -37,18 +37,56 @@ use reply::{json, with_engine};
 
 /// `GET /healthz` (alive) and `GET /readyz` (store reachable): no token, on both listeners.
 fn health(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let healthz = warp::path!("healthz")
-        .and(warp::get())
-        .map(|| json(StatusCode::OK, &serde_json::json!({"status": "ok"})));
+    let healthz = warp::path!("healthz").and(warp::get()).map(healthz);
     let readyz = warp::path!("readyz")
         .and(warp::get())
         .and(with_engine(engine))
-        .then(|engine: EngineRef| async move {
-            let store = engine.store.health().await;
-            let status = if store == StoreHealth::Down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-            json(status, &serde_json::json!({"status": if store == StoreHealth::Down { "unavailable" } else { "ready" }, "store": store}))
-        });
+        .then(readyz);
     healthz.or(readyz).unify()
+}
+
+/// `{"status": "ok"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Alive {
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
+}
+
+/// Whether the store can be reached.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready`, or `unavailable` (with 503) when the store is down.
+    #[schema(value_type = String, pattern = "^(ready|unavailable)$")]
+    status: &'static str,
+    store: StoreHealth,
+}
+
+/// The process is up and answering.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "alive", body = Alive)))]
+pub fn healthz() -> Response {
+    json(StatusCode::OK, &Alive { status: "ok" })
+}
+
+/// Ready for traffic: the store answers. 503 while it is down.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "ready (the store may be `degraded`)", body = Readiness),
+        (status = 503, description = "the store is down", body = Readiness)))]
+pub async fn readyz(engine: EngineRef) -> Response {
+    let store = engine.store.health().await;
+    let (status, word) = if store == StoreHealth::Down {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else {
+        (StatusCode::OK, "ready")
+    };
+    json(
+        status,
+        &Readiness {
+            status: word,
+            store,
+        },
+    )
 }
 
 /// Everything on the public listener.
@@ -83,6 +121,8 @@ pub fn public(
         .unify()
         .or(dev::routes(engine))
         .unify()
+        .or(crate::describe::public_routes())
+        .unify()
         .recover(reply::recover)
         .unify();
     cors::wrap(routes, &origins, credentials).map(reply::nosniff)
@@ -108,6 +148,8 @@ pub fn admin(
         .or(privacy::admin_routes(engine.clone()))
         .unify()
         .or(admin::routes(engine.clone()))
+        .unify()
+        .or(crate::describe::admin_routes(engine.clone()))
         .unify()
         .recover(reply::recover)
         .unify();

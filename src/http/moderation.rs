@@ -12,17 +12,26 @@ use super::admin::operator;
 use super::conversations::load_for;
 use super::reply::{
     id_cursor, json, json_body, limit_param, no_content, principal, query_pairs, reject,
-    with_engine,
+    with_engine, Page,
 };
 use crate::actors::conversation::{ConversationMsg, Removal};
+use crate::describe::errors::{Authed, JsonBody, Operator};
 use crate::domain::clock::format_ms;
 use crate::domain::message::StoredMessage;
 use crate::domain::user::Principal;
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::moderation::queue::{QueueEntry, Report, ReportSource};
 use crate::notify::Notifier;
+
+/// The answer to a flag: the message waits in the moderation queue.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Flagged {
+    message_id: Id,
+    #[schema(value_type = String, example = "queued")]
+    status: &'static str,
+}
 
 /// Longest reason a participant may give.
 const MAX_REASON_CHARS: usize = 500;
@@ -58,20 +67,23 @@ pub fn admin_routes(
     queue.or(decide).unify()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FlagBody {
+    /// 1 to 500 characters once trimmed.
+    #[schema(min_length = 1, max_length = 500)]
     reason: String,
 }
 
-#[derive(Deserialize)]
+/// `approve` keeps the message; `remove` replaces it with a tombstone for both sides.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Action {
     Approve,
     Remove,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
     action: Action,
@@ -87,6 +99,12 @@ async fn message(engine: &EngineRef, raw: &str) -> Result<StoredMessage, ApiErro
         .ok_or_else(ApiError::message_not_found)
 }
 
+/// Report a message to the moderators.
+#[utoipa::path(post, path = "/api/v1/messages/{id}/flag", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "message id")), request_body = FlagBody,
+    responses((status = 202, description = "queued for review", body = Flagged), Authed, JsonBody,
+        (status = 404, description = "`message_not_found` (also for a message the caller cannot see)", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody)))]
 async fn flag(
     id: String,
     p: Principal,
@@ -118,7 +136,10 @@ async fn flag(
         tracing::info!(conversation_id = %m.conversation_id, message_id = %m.id, user_id = %p.user_id, "message flagged");
         Ok(json(
             StatusCode::ACCEPTED,
-            &serde_json::json!({"message_id": m.id, "status": "queued"}),
+            &Flagged {
+                message_id: m.id,
+                status: "queued",
+            },
         ))
     }
     .await
@@ -146,6 +167,17 @@ fn entry_view(entry: &QueueEntry, message: Option<&StoredMessage>) -> serde_json
     })
 }
 
+/// Flagged messages waiting for a decision, oldest first. Each item: `message_id`,
+/// `conversation_id`, `message` (a `Message`, or null once gone) and `reports`
+/// (`source`, `reason`, `by`, `at`).
+#[utoipa::path(get, path = "/admin/v1/moderation/queue", tag = "admin: moderation",
+    security(("admin_token" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 0, description = "default 50, at most 200 (larger is clamped)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = Page<serde_json::Value>), Operator,
+        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody)))]
 async fn queue(
     _op: (),
     q: Vec<(String, String)>,
@@ -169,13 +201,22 @@ async fn queue(
         };
         Ok(json(
             StatusCode::OK,
-            &serde_json::json!({"items": items, "next_cursor": next}),
+            &Page {
+                items,
+                next_cursor: next,
+            },
         ))
     }
     .await
     .map_err(reject)
 }
 
+/// Decide on a flagged message.
+#[utoipa::path(post, path = "/admin/v1/messages/{id}/moderation", tag = "admin: moderation",
+    security(("admin_token" = [])), params(("id" = String, Path, description = "message id")),
+    request_body = DecisionBody,
+    responses((status = 204, description = "decided"), Operator, JsonBody, (status = 404, description = "`message_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`", body = ErrorBody)))]
 async fn decide(
     id: String,
     _op: (),

@@ -8,8 +8,11 @@ use warp::{Filter, Rejection, Reply};
 
 use super::admin::operator;
 use super::reply::{external_id, json, reject, with_engine};
+use crate::describe::errors::Operator;
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::privacy::erase::Erasure;
+use crate::privacy::retention::Sweep;
 use crate::privacy::{erase, export, retention};
 
 pub fn admin_routes(
@@ -35,6 +38,11 @@ pub fn admin_routes(
     export.or(erase).unify().or(sweep).unify()
 }
 
+/// Everything the store holds about a user, streamed as one JSON document (a download).
+#[utoipa::path(get, path = "/admin/v1/users/{id}/export", tag = "admin: privacy",
+    security(("admin_token" = [])), params(("id" = String, Path, max_length = 64, description = "user id")),
+    responses((status = 200, description = "the export, streamed (`Content-Disposition: attachment`)", body = serde_json::Value),
+        Operator, (status = 400, description = "`invalid_id`", body = ErrorBody), (status = 404, description = "`user_not_found`", body = ErrorBody)))]
 async fn export_user(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let user = external_id(&id)?;
@@ -62,6 +70,10 @@ async fn export_user(id: String, _op: (), engine: EngineRef) -> Result<Response,
     .map_err(reject)
 }
 
+/// Erase a user: their messages become tombstones, their attachments and profile are deleted.
+#[utoipa::path(delete, path = "/admin/v1/users/{id}", tag = "admin: privacy",
+    security(("admin_token" = [])), params(("id" = String, Path, max_length = 64, description = "user id")),
+    responses((status = 200, body = Erasure), Operator, (status = 400, description = "`invalid_id`", body = ErrorBody), (status = 404, description = "`user_not_found`", body = ErrorBody)))]
 async fn erase_user(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let user = external_id(&id)?;
@@ -72,6 +84,9 @@ async fn erase_user(id: String, _op: (), engine: EngineRef) -> Result<Response, 
     .map_err(reject)
 }
 
+/// Run one retention sweep now (`privacy.retention_days`), as the background sweeper would.
+#[utoipa::path(post, path = "/admin/v1/retention/run", tag = "admin: privacy",
+    security(("admin_token" = [])), responses((status = 200, body = Sweep), Operator))]
 async fn run_retention(_op: (), engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let done = retention::sweep(&engine).await?;

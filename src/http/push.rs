@@ -7,12 +7,13 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::reply::{json, json_body, no_content, principal, reject, with_engine};
+use super::reply::{json, json_body, no_content, principal, reject, with_engine, Items};
+use crate::describe::errors::{Authed, JsonBody};
 use crate::domain::clock::{format_ms, now_ms};
 use crate::domain::user::Principal;
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::error::{ApiError, ErrorKind};
+use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::notify::push::{self, Subscription, MAX_PER_USER};
 
 pub fn public_routes(
@@ -43,13 +44,14 @@ pub fn public_routes(
 }
 
 /// A browser's `PushSubscription.toJSON()`; `expirationTime` and anything else it adds is ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SubscriptionBody {
+    /// The push service's `https://` URL.
     endpoint: String,
     keys: Keys,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Keys {
     p256dh: String,
     auth: String,
@@ -66,20 +68,48 @@ fn not_found() -> ApiError {
     )
 }
 
-fn view(s: &Subscription) -> serde_json::Value {
-    serde_json::json!({"id": s.id, "endpoint": s.endpoint, "created_at": format_ms(s.created_at)})
+/// A push subscription as its owner sees it (the keys are not shown again).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SubscriptionView {
+    id: Id,
+    endpoint: String,
+    #[schema(format = DateTime)]
+    created_at: String,
 }
 
+fn view(s: &Subscription) -> SubscriptionView {
+    SubscriptionView {
+        id: s.id,
+        endpoint: s.endpoint.clone(),
+        created_at: format_ms(s.created_at),
+    }
+}
+
+/// The VAPID public key browsers subscribe with.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct VapidKey<'a> {
+    /// URL-safe base64, unpadded.
+    key: &'a str,
+}
+
+/// The server's VAPID public key, for `PushManager.subscribe`. No token needed.
+#[utoipa::path(get, path = "/api/v1/push/vapid-public-key", tag = "push",
+    responses((status = 200, body = VapidKey), (status = 404, description = "`push_disabled` (Web Push is not configured)", body = ErrorBody)))]
 async fn vapid_key(engine: EngineRef) -> Result<Response, Rejection> {
     match engine.notifier.vapid.get() {
-        Some(v) => Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({"key": v.public_key}),
-        )),
+        Some(v) => Ok(json(StatusCode::OK, &VapidKey { key: &v.public_key })),
         None => Err(reject(disabled())),
     }
 }
 
+/// Subscribe this browser (its `PushSubscription.toJSON()`): 201, or 200 for an endpoint the
+/// caller already has (its keys updated).
+#[utoipa::path(post, path = "/api/v1/push/subscriptions", tag = "push", security(("bearer" = [])),
+    request_body = SubscriptionBody,
+    responses((status = 201, body = SubscriptionView), (status = 200, description = "already subscribed", body = SubscriptionView),
+        Authed, JsonBody, (status = 404, description = "`push_disabled` (Web Push is not configured)", body = ErrorBody),
+        (status = 409, description = "`too_many_subscriptions`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`, `invalid_subscription`", body = ErrorBody)))]
 async fn add(
     p: Principal,
     body: SubscriptionBody,
@@ -133,6 +163,8 @@ async fn add(
     .map_err(reject)
 }
 
+#[utoipa::path(get, path = "/api/v1/push/subscriptions", tag = "push", security(("bearer" = [])),
+    responses((status = 200, body = Items<SubscriptionView>), Authed))]
 async fn list(p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let items: Vec<_> = push::list(&*engine.store, &p.user_id)
@@ -140,12 +172,16 @@ async fn list(p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
             .iter()
             .map(view)
             .collect();
-        Ok(json(StatusCode::OK, &serde_json::json!({"items": items})))
+        Ok(json(StatusCode::OK, &Items { items }))
     }
     .await
     .map_err(reject)
 }
 
+#[utoipa::path(delete, path = "/api/v1/push/subscriptions/{id}", tag = "push", security(("bearer" = [])),
+    params(("id" = String, Path, description = "subscription id")),
+    responses((status = 204, description = "removed"), Authed,
+        (status = 404, description = "`subscription_not_found`", body = ErrorBody)))]
 async fn remove(id: String, p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let id: Id = id.parse().map_err(|_| not_found())?;

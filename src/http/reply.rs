@@ -171,6 +171,20 @@ pub fn external_id(raw: &str) -> Result<ExternalId, ApiError> {
     ExternalId::parse(raw).map_err(|m| ApiError::bad_request("invalid_id", m))
 }
 
+/// One page of a list (`{"items": [...], "next_cursor": "..." | null}`): pass `cursor=` with
+/// `next_cursor` for the next page; `null` is the last page.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A whole, short list: `{"items": [...]}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     let mut res = warp::reply::with_status(warp::reply::json(value), status).into_response();
     res.headers_mut()

@@ -5,12 +5,15 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::reply::{conversation_id, json, param, principal, query_pairs, reject, with_engine};
+use super::reply::{
+    conversation_id, json, param, principal, query_pairs, reject, with_engine, Page,
+};
+use crate::describe::errors::Authed;
 use crate::domain::clock::rfc3339;
 use crate::domain::user::Principal;
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::error::{ApiError, ErrorKind};
+use crate::error::{ApiError, ErrorBody, ErrorKind};
 use crate::search::{Query, SearchError};
 
 pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -22,13 +25,15 @@ pub fn routes(engine: EngineRef) -> impl Filter<Extract = (Response,), Error = R
         .and_then(search)
 }
 
-#[derive(serde::Serialize)]
+/// One message that matched, with the matching words in `snippet`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct Item {
     message_id: Id,
     conversation_id: Id,
     seq: u64,
     snippet: String,
     #[serde(serialize_with = "rfc3339::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: i64,
 }
 
@@ -54,6 +59,18 @@ impl From<SearchError> for ApiError {
     }
 }
 
+/// Search the caller's own messages by their words: best match first, then newest.
+#[utoipa::path(get, path = "/api/v1/search", tag = "search", security(("bearer" = [])),
+    params(
+        ("q" = String, Query, min_length = 1, description = "the words to find (not blank)"),
+        ("conversation_id" = Option<String>, Query, description = "only within this conversation"),
+        ("limit" = Option<u32>, Query, minimum = 0, description = "default 20 (larger is clamped)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = Page<Item>), Authed,
+        (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody),
+        (status = 404, description = "`conversation_not_found`", body = ErrorBody),
+        (status = 503, description = "`search_unavailable`, `store_unavailable`", body = ErrorBody)))]
 async fn search(
     p: Principal,
     pairs: Vec<(String, String)>,
@@ -112,7 +129,10 @@ async fn search(
         }
         Ok(json(
             StatusCode::OK,
-            &serde_json::json!({"items": items, "next_cursor": page.next_cursor}),
+            &Page {
+                items,
+                next_cursor: page.next_cursor,
+            },
         ))
     }
     .await

@@ -8,10 +8,12 @@ use warp::{Filter, Rejection};
 
 use super::admin::operator;
 use super::reply::{external_id, json, json_body, no_content, principal, reject, with_engine};
+use crate::describe::errors::{Authed, JsonBody, Operator};
 use crate::domain::clock::rfc3339;
+use crate::domain::conversation::ServiceRef;
 use crate::domain::user::{ExternalId, Principal, Service};
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 /// `GET /api/v1/services/{id}/contact`.
 pub fn public_routes(
@@ -47,17 +49,21 @@ pub fn admin_routes(
     put.or(get).unify().or(delete).unify()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ServiceBody {
     provider_id: ExternalId,
+    /// 1 to 200 characters once trimmed.
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
     #[serde(default)]
     provider_name: Option<String>,
+    /// A phone number of 7 to 15 digits (`+`, spaces, `-`, `(`, `)` and `.` allowed between).
     #[serde(default)]
     whatsapp: Option<String>,
     /// Replaces `chat.quick_messages` on this service's contact card; `null` or absent: those.
     #[serde(default)]
+    #[schema(max_items = 10)]
     quick_messages: Option<Vec<String>>,
 }
 
@@ -107,6 +113,11 @@ fn whatsapp_digits(raw: &str) -> Result<String, ApiError> {
     Ok(digits)
 }
 
+/// Create or replace a service in the directory.
+#[utoipa::path(put, path = "/admin/v1/services/{id}", tag = "admin: services",
+    security(("admin_token" = [])), params(("id" = String, Path, max_length = 64, description = "service id")), request_body = ServiceBody,
+    responses((status = 200, body = Service), Operator, JsonBody, (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`, `invalid_title`, `invalid_whatsapp`, `invalid_quick_messages`", body = ErrorBody)))]
 async fn put(
     id: String,
     _op: (),
@@ -136,6 +147,10 @@ async fn put(
     .map_err(reject)
 }
 
+#[utoipa::path(get, path = "/admin/v1/services/{id}", tag = "admin: services",
+    security(("admin_token" = [])), params(("id" = String, Path, max_length = 64, description = "service id")),
+    responses((status = 200, body = Service), Operator, (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`service_not_found`", body = ErrorBody)))]
 async fn get(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let service = engine
@@ -149,6 +164,10 @@ async fn get(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejecti
     .map_err(reject)
 }
 
+#[utoipa::path(delete, path = "/admin/v1/services/{id}", tag = "admin: services",
+    security(("admin_token" = [])), params(("id" = String, Path, max_length = 64, description = "service id")),
+    responses((status = 204, description = "removed"), Operator, (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`service_not_found`", body = ErrorBody)))]
 async fn delete(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
     async {
         if engine.store.delete_service(&external_id(&id)?).await? {
@@ -164,14 +183,26 @@ async fn delete(id: String, _op: (), engine: EngineRef) -> Result<Response, Reje
     .map_err(reject)
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct ContactProvider {
     id: ExternalId,
     name: String,
     online: bool,
+    /// `null` while online, or when never seen.
     #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_seen_at: Option<i64>,
     typical_response_minutes: Option<u64>,
+}
+
+/// What the "Contact Provider" button needs.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ContactCard<'a> {
+    service: ServiceRef,
+    provider: ContactProvider,
+    /// `https://wa.me/<digits>?text=...`, when the service has a WhatsApp number.
+    whatsapp_url: Option<String>,
+    quick_messages: &'a [String],
 }
 
 /// Percent-encodes text for a URL query value.
@@ -186,6 +217,11 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// The contact card of a service.
+#[utoipa::path(get, path = "/api/v1/services/{id}/contact", tag = "services",
+    security(("bearer" = [])), params(("id" = String, Path, max_length = 64, description = "service id")),
+    responses((status = 200, body = ContactCard), Authed, (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`service_not_found`", body = ErrorBody)))]
 async fn contact(id: String, _p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let service = engine
@@ -220,21 +256,24 @@ async fn contact(id: String, _p: Principal, engine: EngineRef) -> Result<Respons
             .whatsapp
             .as_ref()
             .map(|digits| format!("https://wa.me/{digits}?text={}", url_encode(&greeting)));
-        let body = serde_json::json!({
-            "service": {"id": service.id, "title": service.title},
-            "provider": ContactProvider {
+        let body = ContactCard {
+            provider: ContactProvider {
                 id: service.provider_id.clone(),
                 name,
                 online,
                 last_seen_at,
                 typical_response_minutes,
             },
-            "whatsapp_url": whatsapp_url,
-            "quick_messages": service
+            whatsapp_url,
+            quick_messages: service
                 .quick_messages
-                .as_ref()
+                .as_deref()
                 .unwrap_or(&engine.config.chat.quick_messages),
-        });
+            service: ServiceRef {
+                id: service.id,
+                title: service.title,
+            },
+        };
         Ok(json(StatusCode::OK, &body))
     }
     .await

@@ -6,13 +6,14 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::reply::{json, json_body, no_content, principal, reject, with_engine};
+use super::reply::{json, json_body, no_content, principal, reject, with_engine, Items};
 use super::serial::per_user;
+use crate::describe::errors::{Authed, JsonBody};
 use crate::domain::user::{Principal, Role};
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::error::{ApiError, ErrorKind};
-use crate::templates::{self, TemplateError};
+use crate::error::{ApiError, ErrorBody, ErrorKind};
+use crate::templates::{self, Template, TemplateError};
 
 pub fn public_routes(
     engine: EngineRef,
@@ -43,16 +44,19 @@ pub fn public_routes(
     list.or(add).unify().or(update).unify().or(remove).unify()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddBody {
+    /// 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
     text: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 500)]
     text: Option<String>,
     #[serde(default)]
     position: Option<u32>,
@@ -86,16 +90,24 @@ fn template_id(raw: &str) -> Result<Id, ApiError> {
     raw.parse().map_err(|_| TemplateError::NotFound.into())
 }
 
+/// The provider's quick-reply templates, in their order.
+#[utoipa::path(get, path = "/api/v1/templates", tag = "templates", security(("bearer" = [])),
+    responses((status = 200, body = Items<Template>), Authed, (status = 403, description = "`forbidden_role` (providers only)", body = ErrorBody)))]
 async fn list(p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         provider_only(&p)?;
         let items = templates::list(&*engine.store, &p.user_id).await?;
-        Ok(json(StatusCode::OK, &serde_json::json!({ "items": items })))
+        Ok(json(StatusCode::OK, &Items { items }))
     }
     .await
     .map_err(reject)
 }
 
+#[utoipa::path(post, path = "/api/v1/templates", tag = "templates", security(("bearer" = [])),
+    request_body = AddBody,
+    responses((status = 201, body = Template), Authed, JsonBody, (status = 403, description = "`forbidden_role` (providers only)", body = ErrorBody),
+        (status = 409, description = "`too_many_templates`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`, `invalid_text`", body = ErrorBody)))]
 async fn add(p: Principal, body: AddBody, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         provider_only(&p)?;
@@ -108,6 +120,11 @@ async fn add(p: Principal, body: AddBody, engine: EngineRef) -> Result<Response,
     .map_err(reject)
 }
 
+/// Change a template's text or move it to another position.
+#[utoipa::path(patch, path = "/api/v1/templates/{id}", tag = "templates", security(("bearer" = [])),
+    params(("id" = String, Path, description = "template id")), request_body = UpdateBody,
+    responses((status = 200, body = Template), Authed, JsonBody, (status = 403, description = "`forbidden_role` (providers only)", body = ErrorBody), (status = 404, description = "`template_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_request`, `invalid_text`", body = ErrorBody)))]
 async fn update(
     id: String,
     p: Principal,
@@ -132,6 +149,9 @@ async fn update(
     .map_err(reject)
 }
 
+#[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "templates", security(("bearer" = [])),
+    params(("id" = String, Path, description = "template id")),
+    responses((status = 204, description = "removed"), Authed, (status = 403, description = "`forbidden_role` (providers only)", body = ErrorBody), (status = 404, description = "`template_not_found`", body = ErrorBody)))]
 async fn remove(id: String, p: Principal, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         provider_only(&p)?;

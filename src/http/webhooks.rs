@@ -9,10 +9,11 @@ use warp::{Filter, Rejection};
 
 use super::admin::operator;
 use super::reply::{id_cursor, json, limit_param, query_pairs, reject, with_engine};
+use crate::describe::errors::Operator;
 use crate::domain::clock::{format_ms, now_ms};
 use crate::domain::Id;
 use crate::engine::EngineRef;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::notify::{key, Pending, Work};
 use crate::storage::items::ItemKind;
 
@@ -31,6 +32,14 @@ pub fn admin_routes(
         .and(with_engine(engine))
         .and_then(retry);
     list.or(retry).unify()
+}
+
+/// A dead letter sent back to the outbox.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Requeued {
+    id: Id,
+    #[schema(value_type = String, example = "queued")]
+    status: &'static str,
 }
 
 fn not_found() -> ApiError {
@@ -82,6 +91,15 @@ fn view(p: &Pending) -> serde_json::Value {
     v
 }
 
+/// Notifications given up after their last attempt. Items: `id`, `channel`, `type`,
+/// `created_at`, `attempts`, `last_error` and what the notification was about.
+#[utoipa::path(get, path = "/admin/v1/webhooks/dead", tag = "admin: notifications",
+    security(("admin_token" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 0, description = "default 50, at most 200 (larger is clamped)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = super::reply::Page<serde_json::Value>), Operator, (status = 400, description = "`invalid_query`, `invalid_cursor`", body = ErrorBody)))]
 async fn list(_op: (), q: Vec<(String, String)>, engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let limit = limit_param(&q, 50, 200)?;
@@ -113,6 +131,11 @@ async fn list(_op: (), q: Vec<(String, String)>, engine: EngineRef) -> Result<Re
     .map_err(reject)
 }
 
+/// Send a dead letter back to the outbox, with its original id and body.
+#[utoipa::path(post, path = "/admin/v1/webhooks/dead/{id}/retry", tag = "admin: notifications",
+    security(("admin_token" = [])), params(("id" = String, Path, description = "notification id")),
+    responses((status = 202, body = Requeued), Operator,
+        (status = 404, description = "`notification_not_found`", body = ErrorBody)))]
 async fn retry(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejection> {
     async {
         let id: Id = id.parse().map_err(|_| not_found())?;
@@ -135,7 +158,10 @@ async fn retry(id: String, _op: (), engine: EngineRef) -> Result<Response, Rejec
         engine.notifier.committed(vec![p]);
         Ok(json(
             StatusCode::ACCEPTED,
-            &serde_json::json!({"id": id, "status": "queued"}),
+            &Requeued {
+                id,
+                status: "queued",
+            },
         ))
     }
     .await

@@ -34,7 +34,7 @@ const PAGE: usize = 200;
 const IN_FLIGHT: usize = 16;
 
 /// What an erasure did (the answer of `DELETE /admin/v1/users/{id}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Erasure {
     pub user_id: ExternalId,
     pub conversations: u64,

@@ -37,9 +37,10 @@ const PAUSE: Duration = Duration::from_millis(10);
 static SWEEPING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// What a sweep did (the answer of `POST /admin/v1/retention/run`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Sweep {
     /// Messages created before this were removed; `None` when retention is off.
+    #[schema(format = DateTime)]
     pub cutoff: Option<String>,
     pub conversations_checked: u64,
     pub messages_removed: u64,

@@ -14,7 +14,7 @@ use crate::storage::{Store, StoreError};
 pub const MAX_PER_PROVIDER: usize = 50;
 pub const MAX_CHARS: usize = 500;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Template {
     pub id: Id,
     pub text: String,

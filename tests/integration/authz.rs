@@ -11,7 +11,7 @@
 mod cells;
 mod frames;
 mod run;
-mod source_routes;
+pub(crate) mod source_routes;
 
 use cells::{
     anyone, anyone_refused, attachment_member, auth_frame, compat_auth_frame, compat_socket,
@@ -37,6 +37,9 @@ fn routes() -> Vec<Row> {
         // Dev tokens (on in the local config): anyone who reaches it may mint; tokens are ignored.
         row(Public, Post, "/api/v1/dev/tokens", r#"{"user_id":"dev-authz","role":"customer"}"#, open(200)),
         row(Public, Get, "/api/v1/services/{svc}/contact", NO, anyone(200)),
+        // The API descriptions (`describe/`): the public ones are open to anyone, any token ignored.
+        row(Public, Get, "/api/v1/openapi.json", NO, open(200)),
+        row(Public, Get, "/api/v1/asyncapi.json", NO, open(200)),
         // The demo (on in the local config) is static files: no token needed, any ignored. The
         // client follows `/demo`'s redirect to `/demo/`.
         row(Public, Get, "/demo", NO, open(200)),
@@ -91,6 +94,7 @@ fn routes() -> Vec<Row> {
         // Nothing here is two years old: the sweep runs and removes nothing.
         row(Admin, Post, "/admin/v1/retention/run", NO, operator(200)),
         row(Admin, Get, "/admin/v1/stats", NO, operator(200)),
+        row(Admin, Get, "/admin/v1/openapi.json", NO, operator(200)),
         row(Admin, Get, "/admin/v1/conversations/{conv}", NO, operator(200)),
         row(Admin, Get, "/admin/v1/conversations/{conv}/messages", NO, operator(200)),
         row(Admin, Get, "/metrics", NO, operator(200)),

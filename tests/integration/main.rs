@@ -21,6 +21,7 @@ mod logs;
 mod metrics;
 mod moderation;
 mod notifications;
+mod openapi;
 mod privacy;
 mod push;
 mod realtime;

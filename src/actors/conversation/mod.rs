@@ -121,7 +121,7 @@ pub struct SendOutcome {
     pub duplicate: bool,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ReadState {
     pub unread_count: u64,
     pub last_read_message_id: Option<Id>,
