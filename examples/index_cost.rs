@@ -38,11 +38,15 @@ const WORDS: [&str; 24] = [
 /// A message of 6 to 17 words drawn from a small vocabulary by a fixed LCG, so every run
 /// indexes the same text.
 fn doc(n: u64) -> Doc {
-    let mut x = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = n
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let words = 6 + (x >> 60) as usize;
     let mut text = String::new();
     for _ in 0..words {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         if !text.is_empty() {
             text.push(' ');
         }

@@ -27,6 +27,7 @@ mod push;
 mod realtime;
 mod receiver;
 mod replay;
+mod schemathesis;
 mod search;
 mod security;
 mod shutdown;
