@@ -96,19 +96,18 @@ pub fn public(
 ) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
     let origins = engine.config.http.allowed_origins.clone();
     let credentials = engine.config.auth.cookie_name.is_some();
-    let routes = health(engine.clone())
-        .or(crate::gateway::routes(engine.clone(), shutdown))
-        .unify()
-        .or(conversations::routes(engine.clone()))
-        .unify()
+    // Two groups are boxed: each `.or` nests the whole tree's type one level deeper, and past
+    // about twenty levels the release build's layout computation overflows rustc's query depth
+    // (debug builds still compiled). A boxed group is one allocation per request that reaches it.
+    let chat = conversations::routes(engine.clone())
         .or(messages::routes(engine.clone()))
         .unify()
         .or(attachments::routes(engine.clone()))
         .unify()
         .or(moderation::public_routes(engine.clone()))
         .unify()
-        .or(push::public_routes(engine.clone()))
-        .unify()
+        .boxed();
+    let tools = push::public_routes(engine.clone())
         .or(templates::public_routes(engine.clone()))
         .unify()
         .or(analytics::public_routes(engine.clone()))
@@ -116,6 +115,14 @@ pub fn public(
         .or(search::routes(engine.clone()))
         .unify()
         .or(services::public_routes(engine.clone()))
+        .unify()
+        .boxed();
+    let routes = health(engine.clone())
+        .or(crate::gateway::routes(engine.clone(), shutdown))
+        .unify()
+        .or(chat)
+        .unify()
+        .or(tools)
         .unify()
         .or(demo::routes(engine.config.http.demo))
         .unify()
@@ -132,9 +139,8 @@ pub fn public(
 pub fn admin(
     engine: EngineRef,
 ) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
-    let routes = health(engine.clone())
-        .or(audit::admin_routes(engine.clone()))
-        .unify()
+    // Boxed for the same reason as the public tree's groups.
+    let operations = audit::admin_routes(engine.clone())
         .or(analytics::admin_routes(engine.clone()))
         .unify()
         .or(services::admin_routes(engine.clone()))
@@ -146,6 +152,10 @@ pub fn admin(
         .or(attachments::admin_routes(engine.clone()))
         .unify()
         .or(privacy::admin_routes(engine.clone()))
+        .unify()
+        .boxed();
+    let routes = health(engine.clone())
+        .or(operations)
         .unify()
         .or(admin::routes(engine.clone()))
         .unify()
