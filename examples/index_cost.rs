@@ -4,9 +4,11 @@
 //!
 //! It feeds chat-like messages at a fixed rate for a fixed time, as the message path would, then
 //! waits for the last commit and prints the process CPU time divided by the messages indexed.
+//! `add` feeds first writes as the message path does (`Change::Add`); `upsert` feeds each as a
+//! replacement (`Change::Upsert`, a delete of any older copy first), to show what that costs.
 //!
 //! ```text
-//! cargo run --release --example index_cost -- [rate_per_s=5000] [seconds=10] [commit_ms=500]
+//! cargo run --release --example index_cost -- [rate_per_s=5000] [seconds=10] [commit_ms=500] [add|upsert]
 //! ```
 //! Print-only: it asserts nothing about time. Run it in one sitting for before/after figures.
 
@@ -72,6 +74,7 @@ fn main() {
             .unwrap_or(default)
     };
     let (rate, seconds, commit_ms) = (arg(1, 5000), arg(2, 10), arg(3, 500));
+    let upsert = std::env::args().nth(4).is_some_and(|a| a == "upsert");
     let dir = tempfile::tempdir().expect("temp dir");
     let index = Index::open(
         dir.path(),
@@ -90,7 +93,13 @@ fn main() {
     let mut dropped = 0u64;
     while sent < total {
         for _ in 0..per_tick.min(total - sent) {
-            if !index.submit(Change::Upsert(doc(sent))) {
+            let d = doc(sent);
+            let change = if upsert {
+                Change::Upsert(d)
+            } else {
+                Change::Add(d)
+            };
+            if !index.submit(change) {
                 dropped += 1;
             }
             sent += 1;
@@ -102,8 +111,9 @@ fn main() {
     let cpu = cpu_time() - cpu0;
     let wall = started.elapsed();
     println!(
-        "index_cost: {sent} messages at {rate}/s for {seconds} s, commit every {commit_ms} ms: \
+        "index_cost: {sent} messages ({}) at {rate}/s for {seconds} s, commit every {commit_ms} ms: \
          {:.1} µs CPU per message ({:.2} cores over {:.1} s wall), {dropped} dropped",
+        if upsert { "upsert" } else { "add" },
         cpu.as_secs_f64() * 1e6 / sent as f64,
         cpu.as_secs_f64() / wall.as_secs_f64(),
         wall.as_secs_f64()

@@ -93,7 +93,7 @@ pub fn doc_of(record: &ConversationRecord, m: &StoredMessage) -> Option<Doc> {
 /// Feeds a durable message to the index (a no-op without one). Never waits.
 pub fn message_stored(index: &Option<Arc<Index>>, record: &ConversationRecord, m: &StoredMessage) {
     if let (Some(index), Some(doc)) = (index, doc_of(record, m)) {
-        index.submit(Change::Upsert(doc));
+        index.submit(Change::Add(doc));
     }
 }
 

@@ -53,6 +53,10 @@ pub struct Doc {
 /// A change fed to the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// A message's first write, fed once by the message path after it is durable: indexed
+    /// without first deleting an older copy, because there is none. That delete is most of what
+    /// a document costs the writer (it is looked up in every segment at the next commit).
+    Add(Doc),
     /// Insert or replace (by `message_id`); re-submitting the same doc is idempotent.
     Upsert(Doc),
     DeleteMessage {

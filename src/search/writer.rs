@@ -142,6 +142,11 @@ impl Writer {
                     tracing::error!(error = %e, message_id = %doc.message_id, "search: add failed");
                 }
             }
+            Change::Add(doc) => {
+                if let Err(e) = self.writer.add_document(schema::to_document(&f, &doc)) {
+                    tracing::error!(error = %e, message_id = %doc.message_id, "search: add failed");
+                }
+            }
             Change::DeleteMessage { message_id } => {
                 self.writer
                     .delete_term(schema::term(f.message_id, &message_id));

@@ -170,6 +170,20 @@ fn delete_message_and_delete_sender() {
 }
 
 #[test]
+fn a_first_write_is_searchable_and_its_deletion_removes_it() {
+    let (_d, idx) = seeded();
+    let d = doc("m9", "c1", "bob", &["alice", "bob"], "the plumber came", 9);
+    assert!(idx.submit(Change::Add(d)));
+    idx.sync(T).unwrap();
+    assert_eq!(ids(&idx, &q("alice", "plumber")), vec!["m9"]);
+    assert!(idx.submit(Change::DeleteMessage {
+        message_id: "m9".into()
+    }));
+    idx.sync(T).unwrap();
+    assert!(ids(&idx, &q("alice", "plumber")).is_empty());
+}
+
+#[test]
 fn upsert_is_idempotent_and_replaces() {
     let (_d, idx) = seeded();
     let d = doc(
