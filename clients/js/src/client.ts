@@ -238,7 +238,11 @@ export class SwitchboardClient {
 
   private flush(): void {
     if (this.conn.state !== 'open') return;
-    for (const e of this.outbox.takeSendable()) {
+    // One `now` for both questions: with two clock reads, an entry that came due between them
+    // was neither sent (not due at the first) nor given a timer (no longer in the future at the
+    // second), and waited for an unrelated event that might never come.
+    const now = Date.now();
+    for (const e of this.outbox.takeSendable(now)) {
       this.conn.send({
         type: 'chat_message',
         conversation_id: e.conversation_id,
@@ -248,12 +252,12 @@ export class SwitchboardClient {
         ref: e.client_msg_id,
       });
     }
-    const next = this.outbox.nextRetryAt();
+    const next = this.outbox.nextRetryAt(now);
     if (next && !this.retryTimer) {
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
         this.flush();
-      }, next - Date.now());
+      }, next - now);
     }
   }
 

@@ -39,3 +39,24 @@ describe('typing', () => {
     expect(sent.map((f) => f.is_typing)).toEqual([true, true, false]);
   });
 });
+
+describe('outbox retries', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('a refused send that comes due while the client looks is still retried', () => {
+    const { client, sent } = recordingClient();
+    (client as unknown as { conn: { state: string } }).conn.state = 'open';
+    const flush = () => (client as unknown as { flush(): void }).flush();
+    const entry = client.outbox.add({ conversation_id: '1', text: 'a' });
+    let clock = 1_000_000;
+    const now = vi.spyOn(Date, 'now').mockImplementation(() => clock);
+    client.outbox.takeSendable(clock); // in flight, then refused: due again at clock + 1000
+    client.outbox.refused(entry.client_msg_id, 'rate_limited', 1);
+    // The clock moves by 1 ms on every read, so the entry comes due between two reads.
+    clock += 999;
+    now.mockImplementation(() => clock++);
+    flush();
+    const timer = (client as unknown as { retryTimer: unknown }).retryTimer;
+    expect(sent.length > 0 || timer !== null).toBe(true);
+  });
+});
