@@ -162,7 +162,6 @@ impl Index {
     /// Opens (creating if missing) the index in `dir` and starts its writer thread.
     pub fn open(dir: &Path, config: IndexConfig) -> Result<Index, SearchError> {
         let (index, fields) = open_tantivy(dir)?;
-        let writer = index.writer_with_num_threads(1, config.writer_memory_bytes)?;
         let reader = index
             .reader_builder()
             .reload_policy(tantivy::ReloadPolicy::Manual)
@@ -173,7 +172,12 @@ impl Index {
             fields,
         });
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
-        let thread = writer::spawn(writer, Arc::clone(&inner), rx, config.commit_interval)?;
+        let thread = writer::spawn(
+            Arc::clone(&inner),
+            config.writer_memory_bytes,
+            rx,
+            config.commit_interval,
+        )?;
         Ok(Index {
             tx: Some(tx),
             thread: Some(thread),

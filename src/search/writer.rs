@@ -32,15 +32,36 @@ pub(crate) enum Msg {
     Pause(SyncSender<()>, Receiver<()>),
 }
 
+/// How much less CPU the indexer gets than the message path when both want it: Linux `nice` 10
+/// weighs a thread at about a tenth of a `nice` 0 one. Indexing is the part that may lag (a
+/// message becomes searchable a little later; past the queue, changes are dropped, counted, and
+/// restored by `reindex`); an acknowledgement or a delivery may not.
+pub(crate) const WRITER_NICE: i32 = 10;
+
+/// Starts the writer thread. The `IndexWriter` is made on that thread, after its priority is
+/// lowered, so tantivy's indexing and merge threads (spawned by it, and again by each commit)
+/// inherit the lower priority too.
 pub(crate) fn spawn(
-    writer: IndexWriter<TantivyDocument>,
     shared: Arc<Shared>,
+    writer_memory_bytes: usize,
     rx: Receiver<Msg>,
     commit_interval: Duration,
 ) -> Result<JoinHandle<()>, SearchError> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     let handle = std::thread::Builder::new()
         .name("search-writer".into())
         .spawn(move || {
+            lower_priority(WRITER_NICE);
+            let writer = match shared.index.writer_with_num_threads(1, writer_memory_bytes) {
+                Ok(writer) => {
+                    let _ = ready_tx.send(Ok(()));
+                    writer
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(SearchError::from(e)));
+                    return;
+                }
+            };
             let mut w = Writer {
                 writer,
                 shared,
@@ -50,7 +71,30 @@ pub(crate) fn spawn(
             };
             w.run(rx);
         })?;
-    Ok(handle)
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(e)) => Err(e),
+        // The thread ended without a word: it panicked making the writer.
+        Err(_) => Err(SearchError::from(std::io::Error::other(
+            "the search writer thread ended while starting",
+        ))),
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (on Linux `nice` is per thread, and threads
+/// it spawns inherit it). Best effort: without it indexing only competes harder.
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take and return plain integers and touch no memory.
+        let rc =
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
+        if rc != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "search: could not lower the writer's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 struct Writer {

@@ -273,3 +273,52 @@ fn reopen_after_close_finds_committed_docs() {
     assert_eq!(ids(&idx, &q("u", "persisted")), vec!["m"]);
     drop(idx); // Drop path: must not hang either.
 }
+
+/// The `nice` of this process's threads with `name`, read from /proc.
+#[cfg(target_os = "linux")]
+fn nice_of_threads(name: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the command (which is in parentheses): state is field 3, nice field 19.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        out.push(after.split(' ').nth(16).unwrap().parse().unwrap());
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_writer_and_the_threads_it_starts_run_at_a_lower_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = open(dir.path());
+    assert!(idx.submit(Change::Upsert(doc("m", "c", "u", &["u"], "niced", 1))));
+    idx.sync(T).unwrap();
+    // Other tests' writers may run at the same time: every one of them is lowered.
+    let writers = nice_of_threads("search-writer");
+    assert!(!writers.is_empty(), "no writer thread found");
+    assert!(
+        writers.iter().all(|&n| n == writer::WRITER_NICE as i64),
+        "{writers:?}"
+    );
+    // tantivy's indexing worker, started by the writer: "thrd-tantivy-index0" and the like. A
+    // parallel test's `rebuild` makes a writer on its own thread, at the normal priority, so
+    // this asserts that the writer's own worker inherited the lower one, not that all did.
+    let workers: Vec<i64> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .filter(|c| c.contains("tantivy"))
+        .flat_map(|c| nice_of_threads(c.trim()))
+        .collect();
+    assert!(!workers.is_empty(), "no tantivy threads found");
+    assert!(
+        workers.contains(&(writer::WRITER_NICE as i64)),
+        "{workers:?}"
+    );
+    drop(idx);
+}
