@@ -377,13 +377,12 @@ async fn pump<S>(
         mut events,
         mut close,
     } = inbox;
-    let Some(session) = attach(&engine, &principal, &handle).await else {
-        let _ = ws
-            .send(close_frame(
-                close_code::TRY_AGAIN_LATER,
-                "session unavailable",
-            ))
-            .await;
+    let Some(session) = Box::pin(attach(&engine, &principal, &handle)).await else {
+        let _ = Box::pin(ws.send(close_frame(
+            close_code::TRY_AGAIN_LATER,
+            "session unavailable",
+        )))
+        .await;
         return;
     };
     let ready = ServerEvent::Ready {
@@ -391,7 +390,7 @@ async fn pump<S>(
         session_id: socket_id,
     };
     tracing::debug!("socket ready");
-    if !send_now(&mut ws, flavor, ready).await {
+    if !Box::pin(send_now(&mut ws, flavor, ready)).await {
         let _ = session.send_message(SessionMsg::Detach { socket: socket_id });
         return;
     }
@@ -422,7 +421,7 @@ async fn pump<S>(
             }
             ev = events.recv() => {
                 let Some(ev) = ev else { break None };
-                match write_batch(&mut ws, flavor, ev, &mut events, &mut close, &engine.metrics).await {
+                match Box::pin(write_batch(&mut ws, flavor, ev, &mut events, &mut close, &engine.metrics)).await {
                     Written::All => {}
                     Written::CloseRequested => break close.borrow().clone(),
                     Written::Stalled => break Some(CloseReason {
@@ -451,7 +450,7 @@ async fn pump<S>(
                 };
                 if let WsMessage::Close(_) = msg {
                     // tungstenite has queued the closing handshake's reply; send it.
-                    let _ = timeout(Duration::from_secs(1), ws.flush()).await;
+                    let _ = Box::pin(timeout(Duration::from_secs(1), ws.flush())).await;
                     break None;
                 }
                 let Some(decoded) = decode(flavor, &msg) else { continue };
@@ -475,7 +474,7 @@ async fn pump<S>(
                         }
                         Err(e) => {
                             // Written directly: the close below must not overtake it.
-                            send_now(&mut ws, flavor, ServerEvent::Error { code: e.code, message: e.message, reference: None, retry_after: None }).await;
+                            Box::pin(send_now(&mut ws, flavor, ServerEvent::Error { code: e.code, message: e.message, reference: None, retry_after: None })).await;
                             break Some(CloseReason { code: close_code::POLICY, reason: e.code.into() });
                         }
                     },
@@ -498,7 +497,7 @@ async fn pump<S>(
                 }
                 if !heard {
                     awaiting_pong = true;
-                    if timeout(WRITE_STALL, ws.send(WsMessage::Ping(Default::default()))).await.is_err() {
+                    if Box::pin(timeout(WRITE_STALL, ws.send(WsMessage::Ping(Default::default())))).await.is_err() {
                         break None;
                     }
                 }
@@ -512,13 +511,13 @@ async fn pump<S>(
     }
     if let Some(reason) = end {
         tracing::debug!(code = reason.code, reason = %reason.reason, "closing socket");
-        let _ = timeout(
+        let _ = Box::pin(timeout(
             Duration::from_secs(1),
             ws.send(close_frame(reason.code, &reason.reason)),
-        )
+        ))
         .await;
     }
-    let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
+    let _ = Box::pin(timeout(Duration::from_secs(1), ws.close(None))).await;
 }
 
 enum Written {
@@ -565,3 +564,6 @@ where
         _ = close.changed() => Written::CloseRequested,
     }
 }
+
+#[cfg(test)]
+mod tests;
