@@ -11,7 +11,8 @@
 # Environment: HTTP_ADDR (127.0.0.1:18080), ADMIN_ADDR (127.0.0.1:19090), JWT_SECRET (sign HS256
 # tokens with it and run the server with that secret and dev tokens off), SERVER_BIN (the
 # server binary, default target/release/switchboard: point it at a saved copy to compare two
-# builds in one sitting), and any SWITCHBOARD_* setting, passed through to the server.
+# builds in one sitting), CONFIG (the configuration file, default config/local.toml: an older
+# build may not know newer keys), and any SWITCHBOARD_* setting, passed through to the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,7 +58,7 @@ SWITCHBOARD_ADMIN__ADDR="$ADMIN_ADDR" \
 SWITCHBOARD_LIMITS__MESSAGES_PER_MINUTE="${SWITCHBOARD_LIMITS__MESSAGES_PER_MINUTE:-0}" \
 SWITCHBOARD_LIMITS__CONVERSATIONS_PER_HOUR="${SWITCHBOARD_LIMITS__CONVERSATIONS_PER_HOUR:-0}" \
 RUST_LOG="${RUST_LOG:-warn}" \
-  "${SERVER_BIN:-target/release/switchboard}" serve --config config/local.toml >"$log" 2>&1 &
+  "${SERVER_BIN:-target/release/switchboard}" serve --config "${CONFIG:-config/local.toml}" >"$log" 2>&1 &
 server_pid=$!
 
 for _ in $(seq 1 100); do

@@ -68,6 +68,7 @@ struct CopyArgs {
     stop_after_pages: Option<u64>,
 }
 
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
