@@ -487,3 +487,6 @@ async fn load_peers(engine: &EngineRef, user: &ExternalId) -> Vec<ExternalId> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
