@@ -112,7 +112,7 @@ echo "instructions: short run $ir_short Ir for $n_short messages; long run $ir_l
 extra=$((n_long - n_short))
 echo "Instructions per message by function (the long run minus the short one, ÷ $extra messages):"
 cg_diff "$work/run-$short_s/cachegrind.out" "$work/run-$long_s/cachegrind.out" >"$work/diff.out" 2>/dev/null
-cg_annotate --auto=no "$work/diff.out" 2>/dev/null | python3 -c '
+cg_annotate --auto=no --threshold=0 "$work/diff.out" 2>/dev/null | python3 -c '
 import re, sys
 n, top = int(sys.argv[1]), int(sys.argv[2])
 by_fn, total = {}, 0
