@@ -35,6 +35,7 @@ impl Latency {
             "p50_ms": round(self.ms(0.50)),
             "p95_ms": round(self.ms(0.95)),
             "p99_ms": round(self.ms(0.99)),
+            "p999_ms": round(self.ms(0.999)),
             "max_ms": round(self.0.max() as f64 / 1000.0),
             "count": self.0.len(),
         })
@@ -45,10 +46,11 @@ impl Latency {
             return format!("{name}: no samples");
         }
         format!(
-            "{name}: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)",
+            "{name}: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms ({} samples)",
             self.ms(0.5),
             self.ms(0.95),
             self.ms(0.99),
+            self.ms(0.999),
             self.0.max() as f64 / 1000.0,
             self.0.len()
         )
