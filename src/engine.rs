@@ -252,3 +252,20 @@ impl Engine {
         }))
     }
 }
+
+/// An engine over a fresh embedded store in `dir`, search off, for unit tests that need a real
+/// one (what a socket task or a session actor holds).
+#[cfg(test)]
+pub(crate) fn for_tests(dir: &std::path::Path) -> EngineRef {
+    let mut config = Config::default();
+    config.auth.jwt_secret = "unit-test-secret-unit-test-secret-0123".into();
+    config.search.enabled = false;
+    let store = crate::storage::embedded::EmbeddedStore::open(
+        dir,
+        crate::storage::embedded::EmbeddedOptions::default(),
+    )
+    .unwrap();
+    let auth = Authenticator::new(&config.auth).unwrap();
+    let objects = object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap();
+    Engine::new(config, store, auth, Arc::new(objects)).unwrap()
+}

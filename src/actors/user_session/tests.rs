@@ -1,16 +1,10 @@
 //! What a connected user's session actor costs while it waits.
 
-use std::sync::Arc;
-
 use ractor::Actor;
 
 use super::{SessionMsg, SessionState, UserSession};
-use crate::auth::Authenticator;
-use crate::config::Config;
 use crate::domain::user::ExternalId;
 use crate::domain::Id;
-use crate::engine::Engine;
-use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 
 /// ractor boxes an actor's whole message loop once, for the actor's life, and that box holds the
 /// largest `handle` future inline: every idle connected user pays for it (load-tests/RESULTS.md).
@@ -19,13 +13,7 @@ const HANDLE_BUDGET_BYTES: usize = 512;
 #[tokio::test]
 async fn the_session_handler_stays_within_its_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.auth.jwt_secret = "unit-test-secret-unit-test-secret-0123".into();
-    config.search.enabled = false;
-    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
-    let auth = Authenticator::new(&config.auth).unwrap();
-    let objects = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
-    let engine = Engine::new(config, store, auth, Arc::new(objects)).unwrap();
+    let engine = crate::engine::for_tests(dir.path());
     let user = ExternalId::parse("u1").unwrap();
     let (myself, _) = Actor::spawn(None, UserSession, (engine.clone(), user.clone()))
         .await

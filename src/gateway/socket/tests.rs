@@ -1,18 +1,12 @@
 //! What an open socket's task costs while it waits: every idle connection holds one.
 
-use std::sync::Arc;
-
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{pump, ConnectionGauge, Flavor};
-use crate::auth::Authenticator;
-use crate::config::Config;
 use crate::domain::user::{ExternalId, Principal, Role};
 use crate::domain::Id;
-use crate::engine::Engine;
-use crate::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::wire::WireFormat;
 
 /// The pump's future is the socket task's state for as long as the socket is open, so its size
@@ -24,13 +18,7 @@ const PUMP_BUDGET_BYTES: usize = 1900;
 #[tokio::test]
 async fn an_open_sockets_task_stays_within_its_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.auth.jwt_secret = "unit-test-secret-unit-test-secret-0123".into();
-    config.search.enabled = false;
-    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
-    let auth = Authenticator::new(&config.auth).unwrap();
-    let objects = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
-    let engine = Engine::new(config, store, auth, Arc::new(objects)).unwrap();
+    let engine = crate::engine::for_tests(dir.path());
     let (server, _client) = tokio::io::duplex(1024);
     let ws = WebSocketStream::from_raw_socket(server, WsRole::Server, None).await;
     let principal = Principal {
