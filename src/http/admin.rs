@@ -264,6 +264,8 @@ fn live(engine: &EngineRef, health: StoreHealth) -> Live {
         session_actors: engine.registry.session_actors(),
         store_up: health != StoreHealth::Down,
         uptime_secs: engine.started.elapsed().as_secs(),
+        search_dropped: engine.search.as_ref().map_or(0, |index| index.dropped()),
+        analytics_dropped: engine.analytics.dropped(),
     }
 }
 

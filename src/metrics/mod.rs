@@ -163,6 +163,10 @@ struct LiveGauges {
     store_up: Gauge,
     uptime: Gauge,
     messages_per_second: Gauge<f64, AtomicU64>,
+    /// Counted by the search index and the analytics recorder themselves; brought up to their
+    /// count at each scrape.
+    search_dropped: Counter,
+    analytics_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -217,6 +221,16 @@ impl Metrics {
             "Seconds since start",
             Unit::Seconds,
             live.uptime.clone(),
+        );
+        r.register(
+            "switchboard_search_dropped",
+            "Index changes refused because the indexer's queue was full (reindex restores them)",
+            live.search_dropped.clone(),
+        );
+        r.register(
+            "switchboard_analytics_dropped",
+            "Analytics events refused because the recorder's queue was full",
+            live.analytics_dropped.clone(),
         );
         let counter = |r: &mut Registry, name: &str, help: &str| {
             let c = Counter::default();
@@ -429,6 +443,8 @@ impl Metrics {
         l.uptime
             .set(i64::try_from(live.uptime_secs).unwrap_or(i64::MAX));
         l.messages_per_second.set(self.messages_per_second());
+        catch_up(&l.search_dropped, live.search_dropped);
+        catch_up(&l.analytics_dropped, live.analytics_dropped);
         let mut out = String::with_capacity(16 * 1024);
         encode(&mut out, &self.registry)?;
         Ok(out)
@@ -442,6 +458,19 @@ pub struct Live {
     pub session_actors: usize,
     pub store_up: bool,
     pub uptime_secs: u64,
+    /// Totals since start, kept by their owners.
+    pub search_dropped: u64,
+    pub analytics_dropped: u64,
+}
+
+/// Brings a counter up to a total counted elsewhere (a counter only goes up, so it is raised by
+/// the difference; two scrapes at once both raise it by at most the same difference, and the
+/// later one finds nothing left to add).
+fn catch_up(counter: &Counter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
+    }
 }
 
 #[cfg(test)]
@@ -455,7 +484,28 @@ mod tests {
             session_actors: 3,
             store_up: true,
             uptime_secs: 7,
+            search_dropped: 0,
+            analytics_dropped: 0,
         }
+    }
+
+    #[test]
+    fn dropped_changes_are_counters_that_follow_their_owners_totals() {
+        let m = Metrics::default();
+        let mut l = live();
+        l.search_dropped = 5;
+        l.analytics_dropped = 2;
+        m.render(&l).unwrap();
+        l.search_dropped = 9;
+        let text = m.render(&l).unwrap();
+        assert!(
+            text.contains("switchboard_search_dropped_total 9\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("switchboard_analytics_dropped_total 2\n"),
+            "{text}"
+        );
     }
 
     #[test]

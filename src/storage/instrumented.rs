@@ -382,6 +382,8 @@ mod tests {
                 session_actors: 0,
                 store_up: true,
                 uptime_secs: 0,
+                search_dropped: 0,
+                analytics_dropped: 0,
             })
             .unwrap();
         assert!(
