@@ -1,29 +1,38 @@
-//! Latency histograms and the figures a scenario prints.
+//! Latency samples and the figures a scenario prints.
 
-use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-/// Latencies in microseconds, 1 µs to 60 s, 3 significant digits.
-pub struct Latency(Histogram<u64>);
+/// Latencies in microseconds (clamped to 60 s), kept as raw samples: a task records into its own
+/// vector (a push), and the figures are exact nearest-rank percentiles of the merged samples.
+///
+/// Each task used to hold three HDR histograms (1 µs to 60 s, 3 digits: ~240 KiB of counts
+/// each), and a record into one touched a cold page: 11% of the generator's CPU at 10,000 msg/s
+/// (perf), more than any other function.
+#[derive(Default)]
+pub struct Latency(Vec<u32>);
 
-impl Default for Latency {
-    fn default() -> Self {
-        // Constant bounds that hdrhistogram accepts; this cannot fail.
-        Latency(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"))
-    }
-}
+/// The longest latency recorded, µs.
+const CLAMP_US: u64 = 60_000_000;
 
 impl Latency {
     pub fn record_us(&mut self, us: u64) {
-        let _ = self.0.record(us.clamp(1, 60_000_000));
+        self.0.push(us.min(CLAMP_US) as u32);
     }
 
     pub fn merge(&mut self, other: &Latency) {
-        let _ = self.0.add(&other.0);
+        self.0.extend_from_slice(&other.0);
     }
 
-    fn ms(&self, q: f64) -> f64 {
-        self.0.value_at_quantile(q) as f64 / 1000.0
+    fn sorted(&self) -> Vec<u32> {
+        let mut v = self.0.clone();
+        v.sort_unstable();
+        v
+    }
+
+    /// The nearest-rank quantile `q` of `sorted`, in milliseconds.
+    fn ms(sorted: &[u32], q: f64) -> f64 {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        f64::from(sorted[rank - 1]) / 1000.0
     }
 
     /// p50/p95/p99/max in milliseconds.
@@ -31,13 +40,14 @@ impl Latency {
         if self.0.is_empty() {
             return json!(null);
         }
+        let s = self.sorted();
         json!({
-            "p50_ms": round(self.ms(0.50)),
-            "p95_ms": round(self.ms(0.95)),
-            "p99_ms": round(self.ms(0.99)),
-            "p999_ms": round(self.ms(0.999)),
-            "max_ms": round(self.0.max() as f64 / 1000.0),
-            "count": self.0.len(),
+            "p50_ms": round(Self::ms(&s, 0.50)),
+            "p95_ms": round(Self::ms(&s, 0.95)),
+            "p99_ms": round(Self::ms(&s, 0.99)),
+            "p999_ms": round(Self::ms(&s, 0.999)),
+            "max_ms": round(Self::ms(&s, 1.0)),
+            "count": s.len(),
         })
     }
 
@@ -45,14 +55,15 @@ impl Latency {
         if self.0.is_empty() {
             return format!("{name}: no samples");
         }
+        let s = self.sorted();
         format!(
             "{name}: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms ({} samples)",
-            self.ms(0.5),
-            self.ms(0.95),
-            self.ms(0.99),
-            self.ms(0.999),
-            self.0.max() as f64 / 1000.0,
-            self.0.len()
+            Self::ms(&s, 0.5),
+            Self::ms(&s, 0.95),
+            Self::ms(&s, 0.99),
+            Self::ms(&s, 0.999),
+            Self::ms(&s, 1.0),
+            s.len()
         )
     }
 }
@@ -75,8 +86,9 @@ mod tests {
         assert_eq!(s["count"], 1000);
         let p50 = s["p50_ms"].as_f64().unwrap();
         let p99 = s["p99_ms"].as_f64().unwrap();
-        assert!((499.0..=501.0).contains(&p50), "p50 {p50}");
-        assert!((989.0..=991.0).contains(&p99), "p99 {p99}");
+        assert_eq!(p50, 500.0, "nearest rank: the 500th of 1,000");
+        assert_eq!(p99, 990.0);
+        assert_eq!(s["max_ms"].as_f64().unwrap(), 1000.0);
         let mut m = Latency::default();
         m.merge(&l);
         assert_eq!(m.summary()["count"], 1000);
