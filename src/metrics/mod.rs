@@ -463,14 +463,12 @@ pub struct Live {
     pub analytics_dropped: u64,
 }
 
-/// Brings a counter up to a total counted elsewhere (a counter only goes up, so it is raised by
-/// the difference; two scrapes at once both raise it by at most the same difference, and the
-/// later one finds nothing left to add).
+/// Brings a counter up to a total counted elsewhere. `fetch_max` rather than a read and an
+/// increment of the difference: two scrapes at once would both add the same difference.
 fn catch_up(counter: &Counter, total: u64) {
-    let now = counter.get();
-    if total > now {
-        counter.inc_by(total - now);
-    }
+    counter
+        .inner()
+        .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]

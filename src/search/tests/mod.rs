@@ -274,19 +274,27 @@ fn reopen_after_close_finds_committed_docs() {
     drop(idx); // Drop path: must not hang either.
 }
 
-/// The `nice` of this process's threads with `name`, read from /proc.
+/// This process's threads as (name, nice), read from /proc. A thread that ends while it is read
+/// is left out.
 #[cfg(target_os = "linux")]
-fn nice_of_threads(name: &str) -> Vec<i64> {
+fn threads_and_nice() -> Vec<(String, i64)> {
     let mut out = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != name {
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(task.path().join("comm")),
+            std::fs::read_to_string(task.path().join("stat")),
+        ) else {
             continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        };
         // Fields after the command (which is in parentheses): state is field 3, nice field 19.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        out.push(after.split(' ').nth(16).unwrap().parse().unwrap());
+        let nice = stat
+            .rfind(')')
+            .and_then(|end| stat.get(end + 2..))
+            .and_then(|after| after.split(' ').nth(16))
+            .and_then(|n| n.parse().ok());
+        if let Some(nice) = nice {
+            out.push((comm.trim().to_string(), nice));
+        }
     }
     out
 }
@@ -298,8 +306,16 @@ fn the_writer_and_the_threads_it_starts_run_at_a_lower_priority() {
     let idx = open(dir.path());
     assert!(idx.submit(Change::Upsert(doc("m", "c", "u", &["u"], "niced", 1))));
     idx.sync(T).unwrap();
+    let threads = threads_and_nice();
+    let nice_of = |wanted: &dyn Fn(&str) -> bool| -> Vec<i64> {
+        threads
+            .iter()
+            .filter(|(name, _)| wanted(name))
+            .map(|&(_, nice)| nice)
+            .collect()
+    };
     // Other tests' writers may run at the same time: every one of them is lowered.
-    let writers = nice_of_threads("search-writer");
+    let writers = nice_of(&|name| name == "search-writer");
     assert!(!writers.is_empty(), "no writer thread found");
     assert!(
         writers.iter().all(|&n| n == writer::WRITER_NICE as i64),
@@ -308,13 +324,7 @@ fn the_writer_and_the_threads_it_starts_run_at_a_lower_priority() {
     // tantivy's indexing worker, started by the writer: "thrd-tantivy-index0" and the like. A
     // parallel test's `rebuild` makes a writer on its own thread, at the normal priority, so
     // this asserts that the writer's own worker inherited the lower one, not that all did.
-    let workers: Vec<i64> = std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-        .filter(|c| c.contains("tantivy"))
-        .flat_map(|c| nice_of_threads(c.trim()))
-        .collect();
+    let workers = nice_of(&|name| name.contains("tantivy"));
     assert!(!workers.is_empty(), "no tantivy threads found");
     assert!(
         workers.contains(&(writer::WRITER_NICE as i64)),
