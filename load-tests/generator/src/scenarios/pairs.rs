@@ -7,6 +7,12 @@
 //! counted from the schedule, not from when the frame actually left: a generator that falls
 //! behind its schedule (a busy core, a slow `send`) then shows up in the figures instead of
 //! hiding the wait (coordinated omission). How far behind it fell is reported as `send lag`.
+//!
+//! The text also carries when the frame was actually written (`scheduled:written`), for a second
+//! ack figure, `write→ack`: the server's own answer time. At low rates the two differ by tokio's
+//! timer, which wakes a task on the next whole millisecond after its schedule (a send lag of
+//! ~1 ms that is the generator's, not the server's); under load they differ by the generator
+//! falling behind, and `send→ack` is the honest figure.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +78,8 @@ struct Tally {
     gaps: u64,
     duplicates: u64,
     ack: Latency,
+    /// From the moment the frame was written rather than its schedule.
+    ack_written: Latency,
     delivery: Latency,
     /// How late the generator sent each frame after its scheduled time.
     lag: Latency,
@@ -86,6 +94,7 @@ impl Tally {
         self.gaps += o.gaps;
         self.duplicates += o.duplicates;
         self.ack.merge(&o.ack);
+        self.ack_written.merge(&o.ack_written);
         self.delivery.merge(&o.delivery);
         self.lag.merge(&o.lag);
     }
@@ -119,8 +128,9 @@ async fn customer(
             scheduled = tick.tick(), if Instant::now() < clock.stop_sending => {
                 k += 1;
                 let sent_us = clock.us_at(scheduled);
+                let written_us = clock.now_us();
                 let frame = format!(
-                    r#"{{"type":"chat_message","conversation_id":"{}","text":"{sent_us}","client_msg_id":"{run}-{}-{k}","ref":"{k}"}}"#,
+                    r#"{{"type":"chat_message","conversation_id":"{}","text":"{sent_us}:{written_us}","client_msg_id":"{run}-{}-{k}","ref":"{k}"}}"#,
                     pair.conversation, pair.index
                 );
                 if ws.send(Message::text(frame)).await.is_err() {
@@ -130,7 +140,7 @@ async fn customer(
                 outstanding += 1;
                 if clock.measured(sent_us) {
                     t.sent += 1;
-                    t.lag.record_us(clock.now_us().saturating_sub(sent_us));
+                    t.lag.record_us(written_us.saturating_sub(sent_us));
                 }
             }
             msg = ws.next() => {
@@ -139,10 +149,12 @@ async fn customer(
                 match ev.kind {
                     "ack" => {
                         outstanding = outstanding.saturating_sub(1);
-                        if let Some(sent_us) = ev.message.and_then(|m| m.text.parse::<u64>().ok()) {
+                        if let Some((sent_us, written_us)) = ev.message.and_then(|m| stamps(&m.text)) {
                             if clock.measured(sent_us) {
+                                let now = clock.now_us();
                                 t.acked += 1;
-                                t.ack.record_us(clock.now_us().saturating_sub(sent_us));
+                                t.ack.record_us(now.saturating_sub(sent_us));
+                                t.ack_written.record_us(now.saturating_sub(written_us));
                             }
                         }
                         if outstanding == 0 && Instant::now() >= clock.stop_sending {
@@ -185,7 +197,7 @@ async fn provider(target: Arc<Target>, pair: Pair, clock: Arc<Clock>) -> Tally {
                             }
                         }
                         last_seq = last_seq.max(m.seq);
-                        if let Ok(sent_us) = m.text.parse::<u64>() {
+                        if let Some((sent_us, _)) = stamps(&m.text) {
                             if clock.measured(sent_us) {
                                 t.delivered += 1;
                                 t.delivery.record_us(clock.now_us().saturating_sub(sent_us));
@@ -201,6 +213,12 @@ async fn provider(target: Arc<Target>, pair: Pair, clock: Arc<Clock>) -> Tally {
     }
     let _ = ws.close(None).await;
     t
+}
+
+/// The scheduled and written times (µs since the epoch) a message's text carries.
+fn stamps(text: &str) -> Option<(u64, u64)> {
+    let (scheduled, written) = text.split_once(':')?;
+    Some((scheduled.parse().ok()?, written.parse().ok()?))
 }
 
 pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
@@ -261,6 +279,10 @@ pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
     );
     eprintln!("pairs: delivered {per_sec:.0} msg/s");
     eprintln!("pairs: {}", total.ack.line("send→ack"));
+    eprintln!(
+        "pairs: {}",
+        total.ack_written.line("write→ack (from the frame's write)")
+    );
     eprintln!("pairs: {}", total.delivery.line("send→receive"));
     eprintln!(
         "pairs: {}",
@@ -288,10 +310,23 @@ pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
         "duplicates": total.duplicates,
         "delivered_per_sec": round(per_sec),
         "send_to_ack": total.ack.summary(),
+        "write_to_ack": total.ack_written.summary(),
         "send_to_receive": total.delivery.summary(),
         "send_lag": total.lag.summary(),
         "generator_cpu_cores": own_cores.map(round),
         "server_cpu_cores": server_cores.map(round),
         "server_rss_mib": server_rss.map(|r| round(r as f64 / 1024.0)),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stamps;
+
+    #[test]
+    fn a_message_text_carries_its_schedule_and_its_write() {
+        assert_eq!(stamps("1500:2600"), Some((1500, 2600)));
+        assert_eq!(stamps("1500"), None, "a text from another run");
+        assert_eq!(stamps("a:1"), None);
+    }
 }
