@@ -149,7 +149,7 @@ async fn customer(
                 match ev.kind {
                     "ack" => {
                         outstanding = outstanding.saturating_sub(1);
-                        if let Some((sent_us, written_us)) = ev.message.and_then(|m| stamps(&m.text)) {
+                        if let Some((sent_us, written_us)) = ev.message.and_then(|m| stamps(m.text)) {
                             if clock.measured(sent_us) {
                                 let now = clock.now_us();
                                 t.acked += 1;
@@ -197,7 +197,7 @@ async fn provider(target: Arc<Target>, pair: Pair, clock: Arc<Clock>) -> Tally {
                             }
                         }
                         last_seq = last_seq.max(m.seq);
-                        if let Some((sent_us, _)) = stamps(&m.text) {
+                        if let Some((sent_us, _)) = stamps(m.text) {
                             if clock.measured(sent_us) {
                                 t.delivered += 1;
                                 t.delivery.record_us(clock.now_us().saturating_sub(sent_us));
