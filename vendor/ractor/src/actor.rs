@@ -55,7 +55,6 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
-use actor_properties::MuxedMessage;
 use futures::TryFutureExt;
 #[cfg(feature = "message_span_propogation")]
 use tracing::Instrument;
@@ -985,7 +984,7 @@ where
                         ))),
                     }
                 }
-                actor_cell::ActorPortMessage::Message(MuxedMessage::Message(msg)) => {
+                actor_cell::ActorPortMessage::Message(msg) => {
                     let future = Self::handle_message(myself.clone(), state, handler, msg);
                     match ports.run_with_signal(future).await {
                         Ok(Ok(())) => Ok(ActorLoopResult::ok()),
@@ -996,7 +995,7 @@ where
                         ))),
                     }
                 }
-                actor_cell::ActorPortMessage::Message(MuxedMessage::Drain) => {
+                actor_cell::ActorPortMessage::Drain => {
                     // Drain is a stub marker that the actor should now stop, we've processed
                     // all the messages and we want the actor to die now
                     Ok(ActorLoopResult::stop(Some("Drained".to_string())))

@@ -26,6 +26,7 @@ use crate::concurrency::OneshotReceiver;
 use crate::errors::MessagingErr;
 #[cfg(feature = "cluster")]
 use crate::message::SerializedMessage;
+use crate::message::BoxedMessage;
 use crate::Actor;
 use crate::ActorId;
 use crate::ActorName;
@@ -67,9 +68,8 @@ pub(crate) struct ActorPortSet {
     pub(crate) signal_rx: OneshotReceiver<Signal>,
     /// The inner stop port
     pub(crate) stop_rx: OneshotReceiver<StopMessage>,
-    /// The inner supervisor port
-    pub(crate) supervisor_rx: InputPortReceiver<Box<SupervisionEvent>>,
-    /// The inner message port
+    /// The inner message port, which also carries supervision events (Switchboard patch: see
+    /// `MuxedMessage`)
     pub(crate) message_rx: InputPortReceiver<MuxedMessage>,
 }
 
@@ -79,12 +79,10 @@ impl Drop for ActorPortSet {
         // See: https://docs.rs/tokio/0.1.22/tokio/sync/mpsc/index.html#clean-shutdown
         self.signal_rx.close();
         self.stop_rx.close();
-        self.supervisor_rx.close();
         self.message_rx.close();
 
         while self.signal_rx.try_recv().is_ok() {}
         while self.stop_rx.try_recv().is_ok() {}
-        while self.supervisor_rx.try_recv().is_ok() {}
         while self.message_rx.try_recv().is_ok() {}
     }
 }
@@ -98,7 +96,19 @@ pub(crate) enum ActorPortMessage {
     /// A supervision message
     Supervision(SupervisionEvent),
     /// A regular message
-    Message(MuxedMessage),
+    Message(BoxedMessage),
+    /// The marker that the message port is drained
+    Drain,
+}
+
+impl From<MuxedMessage> for ActorPortMessage {
+    fn from(message: MuxedMessage) -> Self {
+        match message {
+            MuxedMessage::Message(message) => ActorPortMessage::Message(message),
+            MuxedMessage::Drain => ActorPortMessage::Drain,
+            MuxedMessage::Supervision(event) => ActorPortMessage::Supervision(*event),
+        }
+    }
 }
 
 impl ActorPortSet {
@@ -147,8 +157,8 @@ impl ActorPortSet {
     /// List to the input ports in priority. The priority of listening for messages is
     /// 1. Signal port
     /// 2. Stop port
-    /// 3. Supervision message port
-    /// 4. General message port
+    /// 3. General message port, which carries supervision events in the order they were sent
+    ///    (Switchboard patch: they used to have a port of their own, listened to before messages)
     ///
     /// Returns [Ok(ActorPortMessage)] on a successful message reception, [MessagingErr]
     /// in the event any of the channels is closed.
@@ -164,11 +174,8 @@ impl ActorPortSet {
                 stop = (&mut self.stop_rx).fuse() => {
                     stop.map(ActorPortMessage::Stop).map_err(|_| MessagingErr::ChannelClosed)
                 }
-                supervision = self.supervisor_rx.recv().fuse() => {
-                    supervision.map(|event| ActorPortMessage::Supervision(*event)).ok_or(MessagingErr::ChannelClosed)
-                }
                 message = self.message_rx.recv().fuse() => {
-                    message.map(ActorPortMessage::Message).ok_or(MessagingErr::ChannelClosed)
+                    message.map(ActorPortMessage::from).ok_or(MessagingErr::ChannelClosed)
                 }
             }
         }
@@ -181,11 +188,8 @@ impl ActorPortSet {
                 stop = &mut self.stop_rx => {
                     stop.map(ActorPortMessage::Stop).map_err(|_| MessagingErr::ChannelClosed)
                 }
-                supervision = self.supervisor_rx.recv() => {
-                    supervision.map(|event| ActorPortMessage::Supervision(*event)).ok_or(MessagingErr::ChannelClosed)
-                }
                 message = self.message_rx.recv() => {
-                    message.map(ActorPortMessage::Message).ok_or(MessagingErr::ChannelClosed)
+                    message.map(ActorPortMessage::from).ok_or(MessagingErr::ChannelClosed)
                 }
             }
         }
@@ -236,7 +240,7 @@ impl ActorCell {
     where
         TActor: Actor,
     {
-        let (props, rx1, rx2, rx3, rx4) = ActorProperties::new::<TActor>(name.clone());
+        let (props, rx1, rx2, rx4) = ActorProperties::new::<TActor>(name.clone());
         let cell = Self {
             inner: Arc::new(props),
         };
@@ -258,7 +262,6 @@ impl ActorCell {
             ActorPortSet {
                 signal_rx: rx1,
                 stop_rx: rx2,
-                supervisor_rx: rx3,
                 message_rx: rx4,
             },
         ))
@@ -277,7 +280,7 @@ impl ActorCell {
             return Err(SpawnErr::StartupFailed(From::from("Cannot create a new remote actor handler without the actor id being marked as a remote actor!")));
         }
 
-        let (props, rx1, rx2, rx3, rx4) = ActorProperties::new_remote::<TActor>(name, id);
+        let (props, rx1, rx2, rx4) = ActorProperties::new_remote::<TActor>(name, id);
         let cell = Self {
             inner: Arc::new(props),
         };
@@ -290,7 +293,6 @@ impl ActorCell {
             ActorPortSet {
                 signal_rx: rx1,
                 stop_rx: rx2,
-                supervisor_rx: rx3,
                 message_rx: rx4,
             },
         ))

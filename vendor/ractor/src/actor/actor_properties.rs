@@ -29,9 +29,15 @@ use crate::SupervisionEvent;
 
 /// A muxed-message wrapper which allows the message port to receive either a message or a drain
 /// request which is a point-in-time marker that the actor's input channel should be drained
+///
+/// Switchboard patch: supervision events travel on the message port too, boxed, instead of on a
+/// port of their own. tokio's unbounded channel allocates its shared state (cache-padded, ~500
+/// bytes) and a first block of 32 slots when it is made, so the supervision port cost every actor
+/// ~800 bytes though most actors (a connected user's session) never receive an event.
 pub(crate) enum MuxedMessage {
     Drain,
     Message(BoxedMessage),
+    Supervision(Box<SupervisionEvent>),
 }
 
 const MESSAGE_ADMISSION_CLOSED: usize = 1usize << (usize::BITS - 1);
@@ -59,10 +65,7 @@ pub(crate) struct ActorProperties {
     pub(crate) wait_handler: mpsc::Notify,
     pub(crate) signal: Mutex<Option<OneshotInputPort<Signal>>>,
     pub(crate) stop: Mutex<Option<OneshotInputPort<StopMessage>>>,
-    // Switchboard patch: events travel boxed. tokio's unbounded channel allocates its first block
-    // of 32 slots when it is made, so a 64-byte event cost every actor ~2 KiB even if it never
-    // received one; a box costs 8 bytes a slot and one allocation per (rare) event.
-    pub(crate) supervision: InputPort<Box<SupervisionEvent>>,
+    // Switchboard patch: no supervision port; events travel on `message` (see `MuxedMessage`).
     pub(crate) message: InputPort<MuxedMessage>,
     pub(crate) message_admission: AtomicUsize,
     pub(crate) tree: SupervisionTree,
@@ -90,7 +93,6 @@ impl ActorProperties {
         Self,
         OneshotReceiver<Signal>,
         OneshotReceiver<StopMessage>,
-        InputPortReceiver<Box<SupervisionEvent>>,
         InputPortReceiver<MuxedMessage>,
     )
     where
@@ -106,7 +108,6 @@ impl ActorProperties {
         Self,
         OneshotReceiver<Signal>,
         OneshotReceiver<StopMessage>,
-        InputPortReceiver<Box<SupervisionEvent>>,
         InputPortReceiver<MuxedMessage>,
     )
     where
@@ -114,7 +115,6 @@ impl ActorProperties {
     {
         let (tx_signal, rx_signal) = mpsc::oneshot();
         let (tx_stop, rx_stop) = mpsc::oneshot();
-        let (tx_supervision, rx_supervision) = mpsc::mpsc_unbounded();
         let (tx_message, rx_message) = mpsc::mpsc_unbounded();
         (
             Self {
@@ -124,7 +124,6 @@ impl ActorProperties {
                 signal: Mutex::new(Some(tx_signal)),
                 wait_handler: mpsc::Notify::new(),
                 stop: Mutex::new(Some(tx_stop)),
-                supervision: tx_supervision,
                 message: tx_message,
                 message_admission: AtomicUsize::new(0),
                 tree: SupervisionTree::default(),
@@ -134,7 +133,6 @@ impl ActorProperties {
             },
             rx_signal,
             rx_stop,
-            rx_supervision,
             rx_message,
         )
     }
@@ -165,9 +163,13 @@ impl ActorProperties {
         &self,
         message: SupervisionEvent,
     ) -> Result<(), MessagingErr<SupervisionEvent>> {
-        self.supervision
-            .send(Box::new(message))
-            .map_err(|e| MessagingErr::SendErr(*e.0))
+        // Not subject to message admission: a draining actor still hears about its children.
+        self.message
+            .send(MuxedMessage::Supervision(Box::new(message)))
+            .map_err(|e| match e.0 {
+                MuxedMessage::Supervision(event) => MessagingErr::SendErr(*event),
+                _ => MessagingErr::ChannelClosed,
+            })
     }
 
     pub(crate) fn send_message<TMessage>(

@@ -50,7 +50,7 @@ impl ActorCell {
     where
         TActor: crate::thread_local::ThreadLocalActor,
     {
-        let (props, rx1, rx2, rx3, rx4) =
+        let (props, rx1, rx2, rx4) =
             crate::actor::actor_properties::ActorProperties::new_thread_local::<TActor>(
                 name.clone(),
             );
@@ -75,7 +75,6 @@ impl ActorCell {
             ActorPortSet {
                 signal_rx: rx1,
                 stop_rx: rx2,
-                supervisor_rx: rx3,
                 message_rx: rx4,
             },
         ))
@@ -89,7 +88,6 @@ impl ActorProperties {
         Self,
         OneshotReceiver<Signal>,
         OneshotReceiver<StopMessage>,
-        mpsc::MpscUnboundedReceiver<Box<SupervisionEvent>>,
         mpsc::MpscUnboundedReceiver<MuxedMessage>,
     )
     where
@@ -98,7 +96,6 @@ impl ActorProperties {
         let id = crate::actor::actor_id::get_new_local_id();
         let (tx_signal, rx_signal) = mpsc::oneshot();
         let (tx_stop, rx_stop) = mpsc::oneshot();
-        let (tx_supervision, rx_supervision) = mpsc::mpsc_unbounded();
         let (tx_message, rx_message) = mpsc::mpsc_unbounded();
         (
             Self {
@@ -108,7 +105,6 @@ impl ActorProperties {
                 signal: Mutex::new(Some(tx_signal)),
                 wait_handler: mpsc::Notify::new(),
                 stop: Mutex::new(Some(tx_stop)),
-                supervision: tx_supervision,
                 message: tx_message,
                 message_admission: AtomicUsize::new(0),
                 tree: Default::default(),
@@ -118,7 +114,6 @@ impl ActorProperties {
             },
             rx_signal,
             rx_stop,
-            rx_supervision,
             rx_message,
         )
     }
@@ -507,7 +502,7 @@ impl<TActor: ThreadLocalActor> ThreadLocalActorRuntime<TActor> {
                         ))),
                     }
                 }
-                actor_cell::ActorPortMessage::Message(MuxedMessage::Message(msg)) => {
+                actor_cell::ActorPortMessage::Message(msg) => {
                     let future = Self::handle_message(myself.clone(), state, handler, msg);
                     match ports.run_with_signal(future).await {
                         Ok(Ok(())) => Ok(ActorLoopResult::ok()),
@@ -518,7 +513,7 @@ impl<TActor: ThreadLocalActor> ThreadLocalActorRuntime<TActor> {
                         ))),
                     }
                 }
-                actor_cell::ActorPortMessage::Message(MuxedMessage::Drain) => {
+                actor_cell::ActorPortMessage::Drain => {
                     // Drain is a stub marker that the actor should now stop, we've processed
                     // all the messages and we want the actor to die now
                     Ok(ActorLoopResult::stop(Some("Drained".to_string())))
