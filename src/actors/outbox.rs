@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use crate::domain::events::ServerEvent;
@@ -69,9 +69,7 @@ pub struct SocketHandle {
     pub id: Id,
     pub user: ExternalId,
     tx: mpsc::Sender<Arc<Outgoing>>,
-    close: Arc<watch::Sender<Option<CloseReason>>>,
-    /// Set once the socket has been told to close for being slow, so it is counted once.
-    slow: Arc<AtomicBool>,
+    control: Arc<Control>,
     /// Free slots a replay never takes, kept for live events (see [`SocketHandle::push_replay`]).
     replay_reserve: usize,
 }
@@ -91,27 +89,63 @@ pub enum Replayed {
 const REPLAY_POLL_MIN: Duration = Duration::from_millis(1);
 const REPLAY_POLL_MAX: Duration = Duration::from_millis(20);
 
+/// What a socket's handles share with its task besides the queue. One small allocation: a
+/// `watch` channel for the close and a second `Arc` for the flag cost ~400 bytes per idle socket.
+#[derive(Default)]
+struct Control {
+    /// Why the socket must close. Set once: the first reason is the one the client gets.
+    reason: OnceLock<CloseReason>,
+    /// Wakes the socket task once `reason` is set (a stored permit if it is not waiting yet).
+    wake: Notify,
+    /// Set once the socket has been told to close for being slow, so it is counted once.
+    slow: AtomicBool,
+}
+
+/// The socket task's side of a close request.
+pub struct CloseSignal(Arc<Control>);
+
+impl CloseSignal {
+    /// Waits until the socket is asked to close, and answers why.
+    pub async fn requested(&self) -> CloseReason {
+        loop {
+            // Checked before waiting, and a close that lands in between leaves a permit that
+            // ends the wait at once, so no request is missed.
+            if let Some(reason) = self.0.reason.get() {
+                return reason.clone();
+            }
+            self.0.wake.notified().await;
+        }
+    }
+
+    /// The close asked for so far, if any.
+    pub fn reason(&self) -> Option<CloseReason> {
+        self.0.reason.get().cloned()
+    }
+}
+
 /// The receiving half, owned by the socket task.
 pub struct SocketInbox {
     pub events: mpsc::Receiver<Arc<Outgoing>>,
-    pub close: watch::Receiver<Option<CloseReason>>,
+    pub close: CloseSignal,
 }
 
 impl SocketHandle {
     pub fn new(id: Id, user: ExternalId, capacity: usize) -> (SocketHandle, SocketInbox) {
         let capacity = capacity.max(1);
         let (tx, events) = mpsc::channel(capacity);
-        let (close_tx, close) = watch::channel(None);
+        let control = Arc::new(Control::default());
         (
             SocketHandle {
                 id,
                 user,
                 tx,
-                close: Arc::new(close_tx),
-                slow: Arc::new(AtomicBool::new(false)),
+                control: control.clone(),
                 replay_reserve: (capacity / 4).max(1).min(capacity - 1),
             },
-            SocketInbox { events, close },
+            SocketInbox {
+                events,
+                close: CloseSignal(control),
+            },
         )
     }
 
@@ -121,7 +155,7 @@ impl SocketHandle {
         match self.tx.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.slow.swap(true, Ordering::AcqRel) {
+                if !self.control.slow.swap(true, Ordering::AcqRel) {
                     tracing::warn!(user_id = %self.user, socket = %self.id, "socket too slow to read its events; closing");
                     self.close(
                         close_code::TRY_AGAIN_LATER,
@@ -187,15 +221,16 @@ impl SocketHandle {
     }
 
     pub fn close(&self, code: u16, reason: &str) {
-        let _ = self.close.send(Some(CloseReason {
+        let _ = self.control.reason.set(CloseReason {
             code,
             reason: reason.to_string(),
-        }));
+        });
+        self.control.wake.notify_one();
     }
 
     /// Whether this socket was closed for being too slow (counted by the socket task).
     pub fn was_slow(&self) -> bool {
-        self.slow.load(Ordering::Acquire)
+        self.control.slow.load(Ordering::Acquire)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -280,9 +315,41 @@ impl<T> Reply<T> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_close_wakes_the_socket_task_whenever_it_comes_and_the_first_reason_stays() {
+        let (h, inbox) = SocketHandle::new(Id(1), ExternalId::parse("u").unwrap(), 2);
+        let waiting = tokio::spawn(async move {
+            let reason = inbox.close.requested().await;
+            (reason, inbox)
+        });
+        tokio::task::yield_now().await;
+        h.close(close_code::POLICY, "token expired");
+        h.close(close_code::NORMAL, "later");
+        let (reason, inbox) = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiting task is woken")
+            .unwrap();
+        assert_eq!(
+            (reason.code, reason.reason.as_str()),
+            (1008, "token expired")
+        );
+        // Asked again (a write batch after the loop saw it), it answers at once, the same.
+        let again = tokio::time::timeout(Duration::from_secs(5), inbox.close.requested())
+            .await
+            .expect("a close already requested is answered at once");
+        assert_eq!(again.code, 1008);
+
+        let (h, inbox) = SocketHandle::new(Id(2), ExternalId::parse("u").unwrap(), 2);
+        h.close(close_code::GOING_AWAY, "before anyone waited");
+        let early = tokio::time::timeout(Duration::from_secs(5), inbox.close.requested())
+            .await
+            .expect("a close requested before the wait is not missed");
+        assert_eq!(early.code, 1001);
+    }
+
     #[test]
     fn a_full_queue_closes_the_socket_with_1013() {
-        let (h, mut inbox) = SocketHandle::new(Id(1), ExternalId::parse("u").unwrap(), 2);
+        let (h, inbox) = SocketHandle::new(Id(1), ExternalId::parse("u").unwrap(), 2);
         assert!(h.event(ServerEvent::Pong { reference: None }));
         assert!(h.event(ServerEvent::Pong { reference: None }));
         assert!(
@@ -290,7 +357,7 @@ mod tests {
             "third event must not fit"
         );
         assert!(h.was_slow());
-        let reason = inbox.close.borrow_and_update().clone().unwrap();
+        let reason = inbox.close.reason().unwrap();
         assert_eq!(reason.code, close_code::TRY_AGAIN_LATER);
     }
 
@@ -300,7 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_replay_leaves_the_reserve_to_live_events() {
-        let (h, mut inbox) = SocketHandle::new(Id(1), ExternalId::parse("u").unwrap(), 8);
+        let (h, inbox) = SocketHandle::new(Id(1), ExternalId::parse("u").unwrap(), 8);
         assert_eq!(h.replay_reserve(), 2);
         let stall = Duration::from_millis(50);
         for i in 0..6 {
@@ -320,7 +387,7 @@ mod tests {
             "live events fit the reserve"
         );
         assert!(!h.was_slow());
-        assert!(inbox.close.borrow_and_update().is_none());
+        assert!(inbox.close.reason().is_none());
         assert_eq!(inbox.events.len(), 8);
     }
 

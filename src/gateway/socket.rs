@@ -31,7 +31,9 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
 use super::compat;
-use crate::actors::outbox::{close_code, CloseReason, Outgoing, SocketHandle, SocketInbox};
+use crate::actors::outbox::{
+    close_code, CloseReason, CloseSignal, Outgoing, SocketHandle, SocketInbox,
+};
 use crate::actors::user_session::SessionMsg;
 use crate::auth::{Verified, LEEWAY_SECS};
 use crate::domain::clock::machine_ms;
@@ -373,10 +375,7 @@ async fn pump<S>(
     let limits = &engine.config.limits;
     let (handle, inbox) =
         SocketHandle::new(socket_id, principal.user_id.clone(), limits.socket_queue);
-    let SocketInbox {
-        mut events,
-        mut close,
-    } = inbox;
+    let SocketInbox { mut events, close } = inbox;
     let Some(session) = Box::pin(attach(&engine, &principal, &handle)).await else {
         let _ = Box::pin(ws.send(close_frame(
             close_code::TRY_AGAIN_LATER,
@@ -410,20 +409,15 @@ async fn pump<S>(
             _ = shutdown.changed() => {
                 break Some(CloseReason { code: close_code::GOING_AWAY, reason: "server shutting down".into() });
             }
-            changed = close.changed() => {
-                match changed {
-                    Ok(()) => break close.borrow().clone(),
-                    Err(_) => break None,
-                }
-            }
+            reason = close.requested() => break Some(reason),
             () = &mut expiry => {
                 break Some(CloseReason { code: close_code::POLICY, reason: "token expired".into() });
             }
             ev = events.recv() => {
                 let Some(ev) = ev else { break None };
-                match Box::pin(write_batch(&mut ws, flavor, ev, &mut events, &mut close, &engine.metrics)).await {
+                match Box::pin(write_batch(&mut ws, flavor, ev, &mut events, &close, &engine.metrics)).await {
                     Written::All => {}
-                    Written::CloseRequested => break close.borrow().clone(),
+                    Written::CloseRequested(reason) => break Some(reason),
                     Written::Stalled => break Some(CloseReason {
                         code: close_code::TRY_AGAIN_LATER,
                         reason: "too slow to read events; reconnect and sync".into(),
@@ -525,7 +519,7 @@ enum Written {
     /// The client took nothing for `WRITE_STALL`.
     Stalled,
     /// Someone asked to close the socket meanwhile (its queue overflowed, an operator, shutdown).
-    CloseRequested,
+    CloseRequested(CloseReason),
 }
 
 /// Writes one event and whatever else is queued (up to a batch), then flushes once. A write that
@@ -535,7 +529,7 @@ async fn write_batch<S>(
     flavor: Flavor,
     first: Arc<Outgoing>,
     events: &mut tokio::sync::mpsc::Receiver<Arc<Outgoing>>,
-    close: &mut watch::Receiver<Option<CloseReason>>,
+    close: &CloseSignal,
     metrics: &Metrics,
 ) -> Written
 where
@@ -561,7 +555,7 @@ where
             Ok(Ok(())) => Written::All,
             _ => Written::Stalled,
         },
-        _ = close.changed() => Written::CloseRequested,
+        reason = close.requested() => Written::CloseRequested(reason),
     }
 }
 
