@@ -38,8 +38,10 @@ use crate::http::credentials;
 use crate::http::reply::error_response;
 use crate::wire::WireFormat;
 
-/// Read buffer per socket: chat frames are small (see the module doc).
-const READ_BUFFER: usize = 1024;
+/// Read buffer per socket: chat frames are small (see the module doc). A typical frame (a
+/// `chat_message` of a few hundred bytes) fits in one read; a larger one takes more reads, and
+/// every idle socket keeps this much allocated (512 instead of 1,024 saves ~0.5 KiB of ~10).
+const READ_BUFFER: usize = 512;
 /// Write buffer flushed as soon as it holds this much.
 const WRITE_BUFFER: usize = 4 * 1024;
 
