@@ -19,6 +19,17 @@ use crate::GroupName;
 use crate::ScopeName;
 use crate::SupervisionEvent;
 
+/// The next supervision event on an actor's ports (Switchboard patch: events travel on the
+/// message port, see SWITCHBOARD-PATCH.md).
+fn next_supervision_event(
+    ports: &mut crate::actor::actor_cell::ActorPortSet,
+) -> Result<SupervisionEvent, ()> {
+    match ports.message_rx.try_recv() {
+        Ok(crate::actor::actor_properties::MuxedMessage::Supervision(event)) => Ok(*event),
+        _ => Err(()),
+    }
+}
+
 struct TestActor;
 
 #[cfg_attr(feature = "async-trait", crate::async_trait)]
@@ -1139,18 +1150,14 @@ fn test_idempotent_membership_calls_preserve_notification_payloads() {
     pg::join(group.clone(), vec![member.clone(), member.clone()]);
     pg::join(group.clone(), vec![member.clone()]);
 
-    let first_join = listener_ports
-        .supervisor_rx
-        .try_recv()
+    let first_join = next_supervision_event(&mut listener_ports)
         .expect("join notification missing");
     assert!(matches!(
         first_join,
         SupervisionEvent::ProcessGroupChanged(pg::GroupChangeMessage::Join(_, _, actors))
             if actors.len() == 2 && actors.iter().all(|actor| actor.get_id() == member.get_id())
     ));
-    let second_join = listener_ports
-        .supervisor_rx
-        .try_recv()
+    let second_join = next_supervision_event(&mut listener_ports)
         .expect("idempotent join notification missing");
     assert!(matches!(
         second_join,
@@ -1161,25 +1168,21 @@ fn test_idempotent_membership_calls_preserve_notification_payloads() {
     pg::leave(group.clone(), vec![member.clone(), member.clone()]);
     pg::leave(group, vec![member.clone()]);
 
-    let first_leave = listener_ports
-        .supervisor_rx
-        .try_recv()
+    let first_leave = next_supervision_event(&mut listener_ports)
         .expect("leave notification missing");
     assert!(matches!(
         first_leave,
         SupervisionEvent::ProcessGroupChanged(pg::GroupChangeMessage::Leave(_, _, actors))
             if actors.len() == 2 && actors.iter().all(|actor| actor.get_id() == member.get_id())
     ));
-    let second_leave = listener_ports
-        .supervisor_rx
-        .try_recv()
+    let second_leave = next_supervision_event(&mut listener_ports)
         .expect("idempotent leave notification missing");
     assert!(matches!(
         second_leave,
         SupervisionEvent::ProcessGroupChanged(pg::GroupChangeMessage::Leave(_, _, actors))
             if actors.len() == 1 && actors[0].get_id() == member.get_id()
     ));
-    assert!(listener_ports.supervisor_rx.try_recv().is_err());
+    assert!(next_supervision_event(&mut listener_ports).is_err());
 
     listener.set_status(crate::ActorStatus::Stopped);
     member.set_status(crate::ActorStatus::Stopped);
