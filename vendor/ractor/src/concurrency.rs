@@ -43,6 +43,23 @@ pub fn mpsc_bounded<T>(buffer: usize) -> (MpscSender<T>, MpscReceiver<T>) {
     tokio::sync::mpsc::channel(buffer)
 }
 
+/// An actor's message port (Switchboard patch 3): `futures`' unbounded channel, not tokio's.
+///
+/// tokio's unbounded channel allocates its shared state (two cache-padded halves, ~500 bytes)
+/// and a first block of 32 slots (~800 bytes of `MuxedMessage`s) when it is made, and keeps the
+/// block while the actor lives. An idle connected user's session paid ~1.3 KiB for a port that
+/// holds nothing. `futures`' channel is a linked queue: ~80 bytes of state and one empty node when
+/// made, and one node allocation per message in flight. It has the same close-then-drain
+/// semantics ractor's stop path relies on (`close`, then `try_recv` until empty).
+pub(crate) type MessagePort<T> = futures::channel::mpsc::UnboundedSender<T>;
+/// The receiving half of an actor's message port (see [`MessagePort`]).
+pub(crate) type MessagePortReceiver<T> = futures::channel::mpsc::UnboundedReceiver<T>;
+
+/// A new actor message port (see [`MessagePort`]).
+pub(crate) fn message_port<T>() -> (MessagePort<T>, MessagePortReceiver<T>) {
+    futures::channel::mpsc::unbounded()
+}
+
 /// MPSC unbounded channel
 pub fn mpsc_unbounded<T>() -> (MpscUnboundedSender<T>, MpscUnboundedReceiver<T>) {
     tokio::sync::mpsc::unbounded_channel()

@@ -21,7 +21,7 @@ use super::messages::StopMessage;
 use super::SupervisionEvent;
 use crate::actor::actor_properties::ActorProperties;
 use crate::concurrency::JoinHandle;
-use crate::concurrency::MpscUnboundedReceiver as InputPortReceiver;
+use crate::concurrency::MessagePortReceiver as InputPortReceiver;
 use crate::concurrency::OneshotReceiver;
 use crate::errors::MessagingErr;
 #[cfg(feature = "cluster")]
@@ -175,7 +175,7 @@ impl ActorPortSet {
                     stop.map(ActorPortMessage::Stop).map_err(|_| MessagingErr::ChannelClosed)
                 }
                 message = self.message_rx.recv().fuse() => {
-                    message.map(ActorPortMessage::from).ok_or(MessagingErr::ChannelClosed)
+                    message.map(ActorPortMessage::from).map_err(|_| MessagingErr::ChannelClosed)
                 }
             }
         }
@@ -189,7 +189,7 @@ impl ActorPortSet {
                     stop.map(ActorPortMessage::Stop).map_err(|_| MessagingErr::ChannelClosed)
                 }
                 message = self.message_rx.recv() => {
-                    message.map(ActorPortMessage::from).ok_or(MessagingErr::ChannelClosed)
+                    message.map(ActorPortMessage::from).map_err(|_| MessagingErr::ChannelClosed)
                 }
             }
         }

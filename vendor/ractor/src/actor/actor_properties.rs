@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use crate::actor::messages::StopMessage;
 use crate::actor::supervision::SupervisionTree;
 use crate::concurrency as mpsc;
-use crate::concurrency::MpscUnboundedReceiver as InputPortReceiver;
-use crate::concurrency::MpscUnboundedSender as InputPort;
+use crate::concurrency::MessagePort as InputPort;
+use crate::concurrency::MessagePortReceiver as InputPortReceiver;
 use crate::concurrency::OneshotReceiver;
 use crate::concurrency::OneshotSender as OneshotInputPort;
 use crate::message::BoxedMessage;
@@ -115,7 +115,7 @@ impl ActorProperties {
     {
         let (tx_signal, rx_signal) = mpsc::oneshot();
         let (tx_stop, rx_stop) = mpsc::oneshot();
-        let (tx_message, rx_message) = mpsc::mpsc_unbounded();
+        let (tx_message, rx_message) = mpsc::message_port();
         (
             Self {
                 id,
@@ -165,8 +165,8 @@ impl ActorProperties {
     ) -> Result<(), MessagingErr<SupervisionEvent>> {
         // Not subject to message admission: a draining actor still hears about its children.
         self.message
-            .send(MuxedMessage::Supervision(Box::new(message)))
-            .map_err(|e| match e.0 {
+            .unbounded_send(MuxedMessage::Supervision(Box::new(message)))
+            .map_err(|e| match e.into_inner() {
                 MuxedMessage::Supervision(event) => MessagingErr::SendErr(*event),
                 _ => MessagingErr::ChannelClosed,
             })
@@ -215,8 +215,8 @@ impl ActorProperties {
             .box_message(&self.id)
             .map_err(|_e| MessagingErr::InvalidActorType)?;
         self.message
-            .send(MuxedMessage::Message(boxed))
-            .map_err(|e| match e.0 {
+            .unbounded_send(MuxedMessage::Message(boxed))
+            .map_err(|e| match e.into_inner() {
                 MuxedMessage::Message(m) => MessagingErr::SendErr(TMessage::from_boxed(m).unwrap()),
                 _ => panic!("Expected a boxed message but got a drain message"),
             })
@@ -266,7 +266,7 @@ impl ActorProperties {
                 Ok(_) => {
                     return self
                         .message
-                        .send(MuxedMessage::Drain)
+                        .unbounded_send(MuxedMessage::Drain)
                         .map_err(|_| MessagingErr::SendErr(()));
                 }
                 Err(observed) => state = observed,
@@ -315,8 +315,8 @@ impl ActorProperties {
         };
         Ok(self
             .message
-            .send(MuxedMessage::Message(boxed))
-            .map_err(|e| match e.0 {
+            .unbounded_send(MuxedMessage::Message(boxed))
+            .map_err(|e| match e.into_inner() {
                 MuxedMessage::Message(m) => MessagingErr::SendErr(m.serialized_msg.unwrap()),
                 _ => panic!("Expected a boxed message but got a drain message"),
             })?)

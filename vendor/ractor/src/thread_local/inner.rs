@@ -88,7 +88,7 @@ impl ActorProperties {
         Self,
         OneshotReceiver<Signal>,
         OneshotReceiver<StopMessage>,
-        mpsc::MpscUnboundedReceiver<MuxedMessage>,
+        mpsc::MessagePortReceiver<MuxedMessage>,
     )
     where
         TActor: crate::thread_local::ThreadLocalActor,
@@ -96,7 +96,7 @@ impl ActorProperties {
         let id = crate::actor::actor_id::get_new_local_id();
         let (tx_signal, rx_signal) = mpsc::oneshot();
         let (tx_stop, rx_stop) = mpsc::oneshot();
-        let (tx_message, rx_message) = mpsc::mpsc_unbounded();
+        let (tx_message, rx_message) = mpsc::message_port();
         (
             Self {
                 id,
