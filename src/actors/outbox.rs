@@ -3,13 +3,19 @@
 //! Actors never write to a socket themselves; they push an [`Outgoing`] event into its queue and
 //! move on. The queue is bounded: a client that does not read its events fills it, and is then
 //! closed with 1013 rather than allowed to grow the server's memory. It reconnects and `sync`s.
+//!
+//! The queue is `futures`' unbounded channel with an exact count beside it, not tokio's bounded
+//! channel: tokio's allocates its shared state (two cache-padded halves, ~500 bytes) and a first
+//! block of slots when it is made, ~800 bytes an idle socket held for nothing. `futures`' channel
+//! is a linked queue of ~80 bytes plus one node per event waiting, and the count is the bound.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use futures_channel::mpsc;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use crate::domain::events::ServerEvent;
@@ -68,10 +74,18 @@ pub mod close_code {
 pub struct SocketHandle {
     pub id: Id,
     pub user: ExternalId,
-    tx: mpsc::Sender<Arc<Outgoing>>,
+    tx: mpsc::UnboundedSender<Arc<Outgoing>>,
     control: Arc<Control>,
     /// Free slots a replay never takes, kept for live events (see [`SocketHandle::push_replay`]).
     replay_reserve: usize,
+}
+
+/// Why an event was not queued.
+enum Rejected {
+    /// No room; the event is handed back.
+    Full(Arc<Outgoing>),
+    /// The socket is gone.
+    Gone,
 }
 
 /// What became of a replayed event.
@@ -91,8 +105,13 @@ const REPLAY_POLL_MAX: Duration = Duration::from_millis(20);
 
 /// What a socket's handles share with its task besides the queue. One small allocation: a
 /// `watch` channel for the close and a second `Arc` for the flag cost ~400 bytes per idle socket.
-#[derive(Default)]
 struct Control {
+    /// How many events the queue may hold.
+    capacity: usize,
+    /// Events pushed and not yet taken by the socket task. A sender counts an event before it
+    /// pushes it and the task uncounts it after taking it, so this never reads below the queue's
+    /// length and the bound is exact, however many senders push at once.
+    queued: AtomicUsize,
     /// Why the socket must close. Set once: the first reason is the one the client gets.
     reason: OnceLock<CloseReason>,
     /// Wakes the socket task once `reason` is set (a stored permit if it is not waiting yet).
@@ -125,15 +144,52 @@ impl CloseSignal {
 
 /// The receiving half, owned by the socket task.
 pub struct SocketInbox {
-    pub events: mpsc::Receiver<Arc<Outgoing>>,
+    pub events: SocketEvents,
     pub close: CloseSignal,
+}
+
+/// The socket task's end of the event queue.
+pub struct SocketEvents {
+    rx: mpsc::UnboundedReceiver<Arc<Outgoing>>,
+    control: Arc<Control>,
+}
+
+impl SocketEvents {
+    /// The next event; `None` once every handle is gone and the queue is empty.
+    pub async fn recv(&mut self) -> Option<Arc<Outgoing>> {
+        let event = self.rx.recv().await.ok()?;
+        self.control.queued.fetch_sub(1, Ordering::AcqRel);
+        Some(event)
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<Outgoing>> {
+        let event = self.rx.try_recv().ok()?;
+        self.control.queued.fetch_sub(1, Ordering::AcqRel);
+        Some(event)
+    }
+
+    /// Events waiting (an upper bound while a push is under way).
+    pub fn len(&self) -> usize {
+        self.control.queued.load(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl SocketHandle {
     pub fn new(id: Id, user: ExternalId, capacity: usize) -> (SocketHandle, SocketInbox) {
         let capacity = capacity.max(1);
-        let (tx, events) = mpsc::channel(capacity);
-        let control = Arc::new(Control::default());
+        let (tx, rx) = mpsc::unbounded();
+        let control = Arc::new(Control {
+            capacity,
+            queued: AtomicUsize::new(0),
+            reason: OnceLock::new(),
+            wake: Notify::new(),
+            slow: AtomicBool::new(false),
+        });
         (
             SocketHandle {
                 id,
@@ -143,7 +199,10 @@ impl SocketHandle {
                 replay_reserve: (capacity / 4).max(1).min(capacity - 1),
             },
             SocketInbox {
-                events,
+                events: SocketEvents {
+                    rx,
+                    control: control.clone(),
+                },
                 close: CloseSignal(control),
             },
         )
@@ -152,9 +211,9 @@ impl SocketHandle {
     /// Queues an event without waiting. A full queue closes the socket with 1013 and answers
     /// `false`, as does a socket that is gone.
     pub fn push(&self, event: Arc<Outgoing>) -> bool {
-        match self.tx.try_send(event) {
+        match self.try_push(event) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Rejected::Full(_)) => {
                 if !self.control.slow.swap(true, Ordering::AcqRel) {
                     tracing::warn!(user_id = %self.user, socket = %self.id, "socket too slow to read its events; closing");
                     self.close(
@@ -164,15 +223,37 @@ impl SocketHandle {
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Rejected::Gone) => false,
         }
+    }
+
+    /// Queues an event if the socket is there and the queue has room, or hands it back.
+    fn try_push(&self, event: Arc<Outgoing>) -> Result<(), Rejected> {
+        if self.tx.is_closed() {
+            return Err(Rejected::Gone);
+        }
+        let control = &self.control;
+        if control.queued.fetch_add(1, Ordering::AcqRel) >= control.capacity {
+            control.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(Rejected::Full(event));
+        }
+        self.tx.unbounded_send(event).map_err(|_| {
+            control.queued.fetch_sub(1, Ordering::AcqRel);
+            Rejected::Gone
+        })
+    }
+
+    /// Free slots in the queue.
+    fn room(&self) -> usize {
+        let queued = self.control.queued.load(Ordering::Acquire);
+        self.control.capacity.saturating_sub(queued)
     }
 
     /// Queues a replayed event (`sync`) without ever taking the last free slots: it waits until
     /// the queue has more than [`SocketHandle::replay_reserve`] free slots, so live events pushed
     /// meanwhile with [`SocketHandle::push`] always find room while the client keeps reading.
     ///
-    /// It polls instead of waiting on the channel: a sender parked in `mpsc::Sender::send` is
+    /// It polls instead of waiting for room: a sender parked in a bounded channel's `send` is
     /// handed every slot the reader frees before any `try_send` sees it, which is what used to
     /// close a reader syncing under live traffic. A client that frees no room for `stall` is
     /// [`Replayed::Stalled`]; the caller closes it.
@@ -184,12 +265,12 @@ impl SocketHandle {
             if self.tx.is_closed() {
                 return Replayed::Gone;
             }
-            if self.tx.capacity() > self.replay_reserve {
-                match self.tx.try_send(event) {
+            if self.room() > self.replay_reserve {
+                match self.try_push(event) {
                     Ok(()) => return Replayed::Queued,
-                    Err(mpsc::error::TrySendError::Closed(_)) => return Replayed::Gone,
+                    Err(Rejected::Gone) => return Replayed::Gone,
                     // A live event took the slot first; that is what the reserve is for.
-                    Err(mpsc::error::TrySendError::Full(back)) => event = back,
+                    Err(Rejected::Full(back)) => event = back,
                 }
             }
             let now = Instant::now();
@@ -359,6 +440,25 @@ mod tests {
         assert!(h.was_slow());
         let reason = inbox.close.reason().unwrap();
         assert_eq!(reason.code, close_code::TRY_AGAIN_LATER);
+    }
+
+    #[test]
+    fn pushes_from_many_threads_never_overfill_the_queue() {
+        let (h, mut inbox) = SocketHandle::new(Id(1), ExternalId::parse("u").unwrap(), 64);
+        let accepted: usize = std::thread::scope(|s| {
+            let pushers: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..1000).filter(|_| h.push(pong())).count()))
+                .collect();
+            pushers.into_iter().map(|p| p.join().unwrap()).sum()
+        });
+        assert_eq!(accepted, 64, "exactly the capacity is accepted");
+        assert_eq!(inbox.events.len(), 64);
+        let mut taken = 0;
+        while inbox.events.try_recv().is_some() {
+            taken += 1;
+        }
+        assert_eq!((taken, inbox.events.len()), (64, 0));
+        assert!(h.was_slow(), "the overflow closed the socket");
     }
 
     fn pong() -> Arc<Outgoing> {

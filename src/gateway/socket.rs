@@ -32,7 +32,7 @@ use tracing::Instrument;
 
 use super::compat;
 use crate::actors::outbox::{
-    close_code, CloseReason, CloseSignal, Outgoing, SocketHandle, SocketInbox,
+    close_code, CloseReason, CloseSignal, Outgoing, SocketEvents, SocketHandle, SocketInbox,
 };
 use crate::actors::user_session::SessionMsg;
 use crate::auth::{Verified, LEEWAY_SECS};
@@ -528,7 +528,7 @@ async fn write_batch<S>(
     ws: &mut WebSocketStream<S>,
     flavor: Flavor,
     first: Arc<Outgoing>,
-    events: &mut tokio::sync::mpsc::Receiver<Arc<Outgoing>>,
+    events: &mut SocketEvents,
     close: &CloseSignal,
     metrics: &Metrics,
 ) -> Written
@@ -545,7 +545,7 @@ where
             }
             n += 1;
             if n < WRITE_BATCH {
-                next = events.try_recv().ok();
+                next = events.try_recv();
             }
         }
         ws.flush().await
