@@ -969,12 +969,13 @@ where
                     Ok(ActorLoopResult::stop(exit_reason))
                 }
                 actor_cell::ActorPortMessage::Supervision(supervision) => {
-                    let future = Self::handle_supervision_message(
+                    // Switchboard patch 4: boxed, as the handler's future below.
+                    let future = Box::pin(Self::handle_supervision_message(
                         myself.clone(),
                         state,
                         handler,
                         supervision,
-                    );
+                    ));
                     match ports.run_with_signal(future).await {
                         Ok(Ok(())) => Ok(ActorLoopResult::ok()),
                         Ok(Err(internal_err)) => Err(internal_err),
@@ -985,7 +986,12 @@ where
                     }
                 }
                 actor_cell::ActorPortMessage::Message(msg) => {
-                    let future = Self::handle_message(myself.clone(), state, handler, msg);
+                    // Switchboard patch 4: the handler's future is boxed for the time it runs.
+                    // Held inline, it sized the actor's boxed loop for its largest handler
+                    // (~1.2 KiB for a connected user's session, ~4 KiB for a conversation),
+                    // and an idle actor kept those bytes while it waited for a message. Boxed,
+                    // the loop is its wait (~200 bytes) and a message costs one allocation.
+                    let future = Box::pin(Self::handle_message(myself.clone(), state, handler, msg));
                     match ports.run_with_signal(future).await {
                         Ok(Ok(())) => Ok(ActorLoopResult::ok()),
                         Ok(Err(internal_err)) => Err(internal_err),
