@@ -150,3 +150,34 @@ async fn oversized_frame_closes_with_1009() {
         .await;
     assert_eq!(ws.close_code().await, Some(1009));
 }
+
+/// A socket quiet for a whole interval is pinged; one that answers (tungstenite does on its next
+/// read, as browsers do) stays open, and one that answers nothing is dropped at the next tick.
+/// The ping and the token's expiry share one timer, so a timer not re-armed after a ping would
+/// drop the answering client too.
+#[tokio::test]
+async fn a_quiet_socket_is_pinged_and_dropped_only_if_it_never_answers() {
+    use futures_util::StreamExt;
+    let s = Server::start_with(&[("SWITCHBOARD_REALTIME__PING_INTERVAL_SECS", "1")]).await;
+    let mut answering = Ws::connect(&s, &s.token("ping-answers", "customer").await).await;
+    let mut silent = Ws::connect(&s, &s.token("ping-silent", "customer").await).await;
+
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(4500);
+    let mut pings = 0;
+    while let Ok(frame) = tokio::time::timeout_at(until, answering.stream.next()).await {
+        match frame.expect("socket open").expect("frame") {
+            Message::Ping(_) => pings += 1,
+            Message::Close(c) => panic!("an answering client was dropped: {c:?}"),
+            _ => {}
+        }
+    }
+    assert!(pings >= 1, "a quiet client is pinged");
+    answering
+        .send(json!({"type": "ping", "ref": "still-here"}))
+        .await;
+    assert_eq!(answering.next_of("pong").await["ref"], "still-here");
+
+    // The silent client read nothing for 4.5 s, so it answered no ping: the server closed it.
+    // (Reading now would answer pings, so a socket still open would not close and this fails.)
+    assert_eq!(silent.close_code().await, None, "dropped without a code");
+}
