@@ -149,6 +149,12 @@ impl Actor for UserSession {
             SessionMsg::Attach { socket, name, done } => {
                 state.generation += 1;
                 state.name = name;
+                // The first few slots are grown one at a time: most users hold one or two
+                // sockets, and a first push would reserve four (~220 bytes kept by every idle
+                // session). Past that, doubling keeps many sockets linear.
+                if state.sockets.len() < 4 {
+                    state.sockets.reserve_exact(1);
+                }
                 state.sockets.push(socket);
                 let _ = done.send(());
             }
