@@ -49,19 +49,32 @@ try {
   }
   check(!!id, 'the service worker is registered', [...registrations.keys()]);
 
-  await cdp.send('ServiceWorker.deliverPushMessage', {
-    origin: `${SITE}/`,
-    registrationId: id,
-    data: JSON.stringify(PAYLOAD),
-  });
-  let shown = [];
-  for (let i = 0; i < 100 && shown.length === 0; i++) {
-    shown = await page.evaluate(async (scope) => {
+  const deliver = (payload) =>
+    cdp.send('ServiceWorker.deliverPushMessage', {
+      origin: `${SITE}/`,
+      registrationId: id,
+      data: JSON.stringify(payload),
+    });
+  const notifications = () =>
+    page.evaluate(async (scope) => {
       const reg = await navigator.serviceWorker.getRegistration(scope);
       const list = await reg.getNotifications();
       return list.map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data }));
     }, SCOPE);
-    if (shown.length === 0) await new Promise((r) => setTimeout(r, 50));
+  // Chromium starts the worker for the push event. With the rest of the suite on both cores that
+  // once took over 5 s, so the waits are deadlines; and if DevTools' delivery itself is lost (no
+  // notification after 10 s), it is delivered once more, said on the output. The same tag means
+  // a second delivery still shows one notification.
+  const settle = (ms) => Date.now() + ms;
+  let shown = [];
+  for (const attempt of [1, 2]) {
+    if (attempt === 2) console.log('note - no notification 10 s after the push; delivering it again');
+    await deliver(PAYLOAD);
+    for (const until = settle(10_000); Date.now() < until && shown.length === 0; ) {
+      shown = await notifications();
+      if (shown.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    if (shown.length > 0) break;
   }
   check(shown.length === 1, 'the push is shown as one notification', shown);
   const n = shown[0];
@@ -71,17 +84,10 @@ try {
   check(n.data.url === `/messages/${PAYLOAD.conversation_id}`, 'a click opens the conversation', n);
 
   // A second push of the same conversation replaces the first instead of piling up.
-  await cdp.send('ServiceWorker.deliverPushMessage', {
-    origin: `${SITE}/`,
-    registrationId: id,
-    data: JSON.stringify({ ...PAYLOAD, preview: 'and another' }),
-  });
+  await deliver({ ...PAYLOAD, preview: 'and another' });
   let again = [];
-  for (let i = 0; i < 100; i++) {
-    again = await page.evaluate(async (scope) => {
-      const reg = await navigator.serviceWorker.getRegistration(scope);
-      return (await reg.getNotifications()).map((x) => x.body);
-    }, SCOPE);
+  for (const until = settle(20_000); Date.now() < until; ) {
+    again = (await notifications()).map((x) => x.body);
     if (again.length === 1 && again[0] === 'and another') break;
     await new Promise((r) => setTimeout(r, 50));
   }
