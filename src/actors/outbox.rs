@@ -76,8 +76,6 @@ pub struct SocketHandle {
     pub user: ExternalId,
     tx: mpsc::UnboundedSender<Arc<Outgoing>>,
     control: Arc<Control>,
-    /// Free slots a replay never takes, kept for live events (see [`SocketHandle::push_replay`]).
-    replay_reserve: usize,
 }
 
 /// Why an event was not queued.
@@ -196,7 +194,6 @@ impl SocketHandle {
                 user,
                 tx,
                 control: control.clone(),
-                replay_reserve: (capacity / 4).max(1).min(capacity - 1),
             },
             SocketInbox {
                 events: SocketEvents {
@@ -265,7 +262,7 @@ impl SocketHandle {
             if self.tx.is_closed() {
                 return Replayed::Gone;
             }
-            if self.room() > self.replay_reserve {
+            if self.room() > self.replay_reserve() {
                 match self.try_push(event) {
                     Ok(()) => return Replayed::Queued,
                     Err(Rejected::Gone) => return Replayed::Gone,
@@ -285,7 +282,8 @@ impl SocketHandle {
     /// Free slots a replay leaves to live events: a quarter of the queue, at least one unless
     /// the queue has a single slot (then the replay could not move at all).
     pub fn replay_reserve(&self) -> usize {
-        self.replay_reserve
+        let capacity = self.control.capacity;
+        (capacity / 4).max(1).min(capacity - 1)
     }
 
     pub fn event(&self, event: ServerEvent) -> bool {
