@@ -12,7 +12,9 @@
 # tokens with it and run the server with that secret and dev tokens off), SERVER_BIN (the
 # server binary, default target/release/switchboard: point it at a saved copy to compare two
 # builds in one sitting), CONFIG (the configuration file, default config/local.toml: an older
-# build may not know newer keys), and any SWITCHBOARD_* setting, passed through to the server.
+# build may not know newer keys), SERVER_LOG (keep the server's log there; with
+# RUST_LOG=warn,fjall=debug,lsm_tree=debug it times every flush and compaction, to set beside the
+# generator's slowest windows), and any SWITCHBOARD_* setting, passed through to the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +44,7 @@ cleanup() {
     kill -TERM "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
+  if [ -n "${SERVER_LOG:-}" ]; then cp "$log" "$SERVER_LOG"; fi
   rm -rf "$data"
 }
 trap cleanup EXIT

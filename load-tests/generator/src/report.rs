@@ -72,6 +72,57 @@ pub fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// The worst latency in each 100 ms window of send times: where a run's tail sits in time, so a
+/// slow window can be set beside the server's log (a memtable flush, a compaction) by its clock.
+#[derive(Default)]
+pub struct Stalls(Vec<u32>);
+
+/// Width of one window, µs.
+const WINDOW_US: u64 = 100_000;
+
+impl Stalls {
+    /// Records a latency for a message sent `sent_us` after the measurement started.
+    pub fn record_us(&mut self, sent_us: u64, latency_us: u64) {
+        let i = (sent_us / WINDOW_US) as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, 0);
+        }
+        self.0[i] = self.0[i].max(latency_us.min(CLAMP_US) as u32);
+    }
+
+    pub fn merge(&mut self, other: &Stalls) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            *mine = (*mine).max(*theirs);
+        }
+    }
+
+    /// The `n` slowest windows as (start, µs after the measurement started; worst latency, ms),
+    /// slowest first.
+    pub fn worst(&self, n: usize) -> Vec<(u64, f64)> {
+        let mut w: Vec<(u64, f64)> = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, &us)| (i as u64 * WINDOW_US, f64::from(us) / 1000.0))
+            .collect();
+        w.sort_by(|a, b| b.1.total_cmp(&a.1));
+        w.truncate(n);
+        w
+    }
+
+    /// Windows whose worst latency is at least `ms`, of all windows.
+    pub fn over(&self, ms: f64) -> (usize, usize) {
+        let limit = (ms * 1000.0) as u32;
+        (
+            self.0.iter().filter(|&&us| us >= limit).count(),
+            self.0.len(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +144,18 @@ mod tests {
         m.merge(&l);
         assert_eq!(m.summary()["count"], 1000);
         assert!(Latency::default().summary().is_null());
+    }
+
+    #[test]
+    fn stalls_keep_the_worst_latency_of_each_window() {
+        let mut a = Stalls::default();
+        a.record_us(50_000, 3_000);
+        a.record_us(60_000, 9_000);
+        a.record_us(250_000, 1_000);
+        let mut b = Stalls::default();
+        b.record_us(120_000, 70_000);
+        a.merge(&b);
+        assert_eq!(a.worst(2), vec![(100_000, 70.0), (0, 9.0)]);
+        assert_eq!(a.over(5.0), (2, 3));
     }
 }

@@ -23,7 +23,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::probe::{rss_kib, CpuMeter};
-use crate::report::{round, Latency};
+use crate::report::{round, Latency, Stalls};
 use crate::setup::{run_id, Pair, Target};
 use crate::socket::{connect, parse};
 
@@ -83,6 +83,8 @@ struct Tally {
     delivery: Latency,
     /// How late the generator sent each frame after its scheduled time.
     lag: Latency,
+    /// The worst send→ack of each 100 ms of send times.
+    stalls: Stalls,
 }
 
 impl Tally {
@@ -97,6 +99,7 @@ impl Tally {
         self.ack_written.merge(&o.ack_written);
         self.delivery.merge(&o.delivery);
         self.lag.merge(&o.lag);
+        self.stalls.merge(&o.stalls);
     }
 }
 
@@ -154,6 +157,7 @@ async fn customer(
                                 let now = clock.now_us();
                                 t.acked += 1;
                                 t.ack.record_us(now.saturating_sub(sent_us));
+                                t.stalls.record_us(sent_us - clock.measure_from_us, now.saturating_sub(sent_us));
                                 t.ack_written.record_us(now.saturating_sub(written_us));
                             }
                         }
@@ -215,6 +219,24 @@ async fn provider(target: Arc<Target>, pair: Pair, clock: Arc<Clock>) -> Tally {
     t
 }
 
+/// A send→ack at or over this is a stall worth placing in time (the p99.9 target is 50 ms).
+const STALL_MS: f64 = 50.0;
+
+/// `HH:MM:SS.mmm` UTC, as the server's log prints its times, to set a slow window beside it.
+fn utc_time(t: std::time::SystemTime) -> String {
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let s = ms / 1000 % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        ms % 1000
+    )
+}
+
 /// The scheduled and written times (µs since the epoch) a message's text carries.
 fn stamps(text: &str) -> Option<(u64, u64)> {
     let (scheduled, written) = text.split_once(':')?;
@@ -228,6 +250,7 @@ pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
     let target = Arc::new(target.clone());
     let interval = Duration::from_millis(a.interval_ms.max(1));
     let epoch = Instant::now() + Duration::from_secs(2); // time to connect every socket
+    let wall_epoch = std::time::SystemTime::now() + Duration::from_secs(2);
     let clock = Arc::new(Clock {
         epoch,
         measure_from_us: a.warmup_s * 1_000_000,
@@ -288,6 +311,23 @@ pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
         "pairs: {}",
         total.lag.line("send lag (generator behind schedule)")
     );
+    let measured_from = wall_epoch + Duration::from_secs(a.warmup_s);
+    let worst: Vec<String> = total
+        .stalls
+        .worst(5)
+        .into_iter()
+        .map(|(at_us, ms)| {
+            format!(
+                "{} {ms:.1} ms",
+                utc_time(measured_from + Duration::from_micros(at_us))
+            )
+        })
+        .collect();
+    let (over, windows) = total.stalls.over(STALL_MS);
+    eprintln!(
+        "pairs: slowest 100 ms windows of send→ack (UTC): {}; {over} of {windows} windows had an ack over {STALL_MS} ms",
+        worst.join(", ")
+    );
     eprintln!(
         "pairs: generator CPU {:.2} cores, server CPU {}, server RSS {}",
         own_cores.unwrap_or(0.0),
@@ -313,6 +353,7 @@ pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
         "write_to_ack": total.ack_written.summary(),
         "send_to_receive": total.delivery.summary(),
         "send_lag": total.lag.summary(),
+        "windows_over_50ms": over,
         "generator_cpu_cores": own_cores.map(round),
         "server_cpu_cores": server_cores.map(round),
         "server_rss_mib": server_rss.map(|r| round(r as f64 / 1024.0)),
@@ -322,6 +363,12 @@ pub async fn run(target: &Target, a: Args) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::stamps;
+
+    #[test]
+    fn times_print_as_the_server_log_does() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(86_400_000 + 3_723_045);
+        assert_eq!(super::utc_time(t), "01:02:03.045");
+    }
 
     #[test]
     fn a_message_text_carries_its_schedule_and_its_write() {
