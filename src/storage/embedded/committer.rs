@@ -21,6 +21,7 @@ use std::sync::{mpsc, Arc, OnceLock};
 use arc_swap::ArcSwap;
 use fjall::{Database, Keyspace, PersistMode, Snapshot};
 
+use super::reaper::Reaper;
 use super::Ks;
 use crate::metrics::AtomicHistogram;
 use crate::storage::{OnDurable, StoreError, StoreResult};
@@ -173,9 +174,10 @@ impl Committer {
     ) -> StoreResult<Committer> {
         let (tx, rx) = mpsc::channel::<Job>();
         let guard = ClearOnExit(shared.clone());
+        let reaper = Reaper::start(&shared.spaces).map_err(|e| StoreError::Io(e.to_string()))?;
         std::thread::Builder::new()
             .name("store-committer".into())
-            .spawn(move || commit_loop(guard, rx, max_batch.max(1), batch_sizes))
+            .spawn(move || commit_loop(guard, rx, max_batch.max(1), batch_sizes, reaper))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Committer { tx, shared })
     }
@@ -218,6 +220,7 @@ fn commit_loop(
     rx: mpsc::Receiver<Job>,
     max_batch: usize,
     batch_sizes: AtomicHistogram,
+    mut reaper: Reaper,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch.min(4096));
     // Declared after `jobs`, so it drops first however the loop ends: a write answered `Closed`
@@ -251,6 +254,10 @@ fn commit_loop(
                 job.finish(Ok(()));
             }
         }
+        // After the answers: a rotation this batch caused is noticed without delaying them.
+        if writes > 0 {
+            reaper.observe(&shared.spaces);
+        }
     }
 }
 
@@ -267,7 +274,10 @@ fn commit(shared: &Shared, jobs: &mut [Job], writes: usize) -> StoreResult<()> {
         }
     }
     let io = |e: fjall::Error| StoreError::Io(e.to_string());
+    let built = began.elapsed();
+    let mut applied = built;
     let result = batch.commit().map_err(io).and_then(|()| {
+        applied = began.elapsed();
         #[cfg(test)]
         shared.seam.between_commit_and_persist()?;
         shared.db.persist(PersistMode::SyncAll).map_err(io)
@@ -281,6 +291,16 @@ fn commit(shared: &Shared, jobs: &mut [Job], writes: usize) -> StoreResult<()> {
         }
     }
     let took = began.elapsed();
+    if took > std::time::Duration::from_millis(10) {
+        // Where a slow batch spent its time, to set beside fjall's flushes (`fjall=debug`).
+        tracing::debug!(
+            writes,
+            build_us = built.as_micros() as u64,
+            apply_us = (applied - built).as_micros() as u64,
+            sync_us = (took - applied).as_micros() as u64,
+            "group commit over 10 ms"
+        );
+    }
     if took > std::time::Duration::from_millis(100) {
         tracing::warn!(
             writes,
