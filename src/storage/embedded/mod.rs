@@ -10,6 +10,7 @@
 mod committer;
 mod indexes;
 mod items;
+mod reaper;
 mod records;
 
 use std::ops::Bound;
