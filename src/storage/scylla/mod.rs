@@ -14,6 +14,7 @@ pub mod cql;
 mod creation;
 pub mod migrate;
 mod ops;
+mod records;
 pub mod rows;
 
 use std::collections::HashMap;
